@@ -1,0 +1,62 @@
+"""Creating, naming and initialising parameters, shared by the layers and the cells."""
+from __future__ import annotations
+
+import dataclasses
+import numbers
+
+import torch
+from torch import nn
+
+from ..cells.common import init_uniform
+from ..registry import get_variant
+
+
+def make_spec(family: str, variant: str, **overrides):
+    """The variant's registered spec with the caller's options (those not None) applied."""
+    base = get_variant(variant, family).spec
+    return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def register_parameters(module: nn.Module, spec, input_size: int, hidden_size: int, proj_size: int,
+                        bias: bool, suffix: str = "", **factory) -> dict[str, nn.Parameter]:
+    """Create the spec's parameters on ``module`` as ``<base><suffix>``; returns them by base name."""
+    out = {}
+    for base, shape in spec.param_shapes(input_size, hidden_size, proj_size, bias).items():
+        param = nn.Parameter(torch.empty(shape, **factory))
+        module.register_parameter(base + suffix, param)
+        out[base] = param
+    return out
+
+
+def reset_parameters(groups: list[dict], spec, hidden_size: int, forget_bias: float | None) -> None:
+    """torch's U(-1/√H, 1/√H) for everything, then the forget-gate bias.
+
+    ``forget_bias`` (default 1.0, Jozefowicz et al. 2015; Keras' ``unit_forget_bias``)
+    sets ``bias_ih``'s forget rows to it and ``bias_hh``'s to 0, so their sum, the
+    effective bias, is exactly ``forget_bias``. ``None`` keeps torch's default, and then
+    the same seed gives the same values as torch.nn.LSTM.
+    """
+    init_uniform({f"{k}#{j}": v for j, g in enumerate(groups) for k, v in g.items()}, hidden_size)
+    rows = spec.forget_bias_slice(hidden_size)
+    if forget_bias is None or rows is None:
+        return
+    with torch.no_grad():
+        for g in groups:
+            if "bias_ih" in g:
+                g["bias_ih"][rows] = forget_bias
+                g["bias_hh"][rows] = 0.0
+
+
+def check_probability(name: str, value, upper_inclusive: bool = False) -> float:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and (
+        0 <= value <= 1 if upper_inclusive else 0 <= value < 1)
+    if not ok:
+        interval = "[0, 1]" if upper_inclusive else "[0, 1)"
+        raise ValueError(f"{name} must be a number in {interval}; got {value!r}")
+    return float(value)
+
+
+def check_size(name: str, value, minimum: int = 1) -> int:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    return int(value)
