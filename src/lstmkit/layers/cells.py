@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .params import check_size, make_spec, register_parameters, reset_parameters
+from .params import check_size, lstm_spec, make_spec, register_parameters, reset_parameters
 
 
 class _CellBase(nn.Module):
@@ -89,8 +89,7 @@ class LSTMCell(_CellBase):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None, *,
                  variant: str = "lstm", peepholes=None, cifg: bool | None = None, layer_norm: bool | None = None,
                  forget_bias: float | None = 1.0, proj_size: int = 0):
-        spec = make_spec("lstm", variant, peepholes=None if peepholes is None else tuple(peepholes),
-                         coupled=cifg, layer_norm=layer_norm)
+        spec = lstm_spec(variant, peepholes, cifg, layer_norm)
         super().__init__(spec, variant, input_size, hidden_size, bias, proj_size, forget_bias, device, dtype)
 
 

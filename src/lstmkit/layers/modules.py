@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .params import make_spec
+from .params import lstm_spec, make_spec
 from .recurrent import RecurrentBase
 
 
@@ -88,8 +88,7 @@ class LSTM(_TorchConversion, RecurrentBase):
                  proj_size: int = 0, device=None, dtype=None, *, variant: str = "lstm", peepholes=None,
                  cifg: bool | None = None, layer_norm: bool | None = None, forget_bias: float | None = 1.0,
                  recurrent_dropout: float = 0.0, zoneout=0.0):
-        spec = make_spec("lstm", variant, peepholes=None if peepholes is None else tuple(peepholes),
-                         coupled=cifg, layer_norm=layer_norm)
+        spec = lstm_spec(variant, peepholes, cifg, layer_norm)
         super().__init__(spec, variant, input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, proj_size, device, dtype, forget_bias=forget_bias,
                          recurrent_dropout=recurrent_dropout, zoneout=zoneout)

@@ -17,6 +17,18 @@ def make_spec(family: str, variant: str, **overrides):
     return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 
+def lstm_spec(variant: str, peepholes=None, cifg: bool | None = None, layer_norm: bool | None = None):
+    """The LSTM-family spec for the module and cell constructors' keyword options.
+
+    Coupling (``cifg=True``) leaves no forget gate, so unless the caller names the
+    peepholes, the variant's forget-gate peephole is dropped with it.
+    """
+    if peepholes is None and cifg:
+        peepholes = tuple(g for g in get_variant(variant, "lstm").spec.peepholes if g != "f")
+    return make_spec("lstm", variant, peepholes=None if peepholes is None else tuple(peepholes),
+                     coupled=cifg, layer_norm=layer_norm)
+
+
 def register_parameters(module: nn.Module, spec, input_size: int, hidden_size: int, proj_size: int,
                         bias: bool, suffix: str = "", **factory) -> dict[str, nn.Parameter]:
     """Create the spec's parameters on ``module`` as ``<base><suffix>``; returns them by base name."""
