@@ -60,12 +60,13 @@ class LSTMSpec:
     family = "lstm"
 
     def __post_init__(self):
-        object.__setattr__(self, "peepholes", tuple(sorted(set(self.peepholes), key="ifo".index)))
-        unknown = [g for g in self.peepholes if g not in SIGMOID_GATES]
+        unknown = [g for g in self.peepholes if g not in SIGMOID_GATES]  # before sorting by "ifo".index
         if unknown:
             raise ValueError(f"peepholes must be a subset of ('i', 'f', 'o'); got {unknown}")
+        object.__setattr__(self, "peepholes", tuple(sorted(set(self.peepholes), key="ifo".index)))
         if self.coupled and not (self.input_gate and self.forget_gate):
-            raise ValueError("cifg couples f = 1 - i, so it needs both the input and the forget gate")
+            raise ValueError("cifg couples f = 1 - i, so it needs both the input and the forget gate; got "
+                             f"input_gate={self.input_gate}, forget_gate={self.forget_gate} (e.g. cifg=True on nig/nfg)")
         missing = [g for g in self.peepholes if g not in self.sigmoid_gates]
         if missing:
             raise ValueError(

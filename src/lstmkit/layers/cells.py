@@ -46,6 +46,9 @@ class _CellBase(nn.Module):
             raise ValueError(f"{name}: input must be 1-D (input_size,) or 2-D (batch, input_size); got {got}")
         if input.shape[-1] != self.input_size:
             raise ValueError(f"{name}: input has {input.shape[-1]} features; expected input_size={self.input_size}")
+        if input.dtype != self.weight_ih.dtype:
+            raise TypeError(f"{name}: input dtype {input.dtype} differs from the parameters' dtype "
+                            f"{self.weight_ih.dtype}; convert the input or the module with .to()")
         unbatched = input.dim() == 1
         x = input.unsqueeze(0) if unbatched else input
         widths = self.spec.state_widths(self.hidden_size, self.proj_size)
@@ -67,6 +70,8 @@ class _CellBase(nn.Module):
         out = []
         for k, (h, w) in enumerate(zip(hx, widths)):
             expected = (w,) if unbatched else (B, w)
+            if isinstance(h, Tensor) and h.dtype != x.dtype:
+                raise TypeError(f"{name}: hx[{k}] has dtype {h.dtype}; expected the input's dtype {x.dtype}")
             if not isinstance(h, Tensor) or tuple(h.shape) != expected:
                 got = tuple(h.shape) if isinstance(h, Tensor) else type(h).__name__
                 raise ValueError(f"{name}: hx[{k}] ({self.spec.state_names[k]}) has shape {got}; expected {expected}")

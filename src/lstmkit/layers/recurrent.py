@@ -88,7 +88,8 @@ class RecurrentBase(nn.Module):
         n = 2 if spec.family == "lstm" else 1
         rates = tuple(zoneout) if isinstance(zoneout, (tuple, list)) else (zoneout,) * n
         if len(rates) != n:
-            raise ValueError(f"zoneout must be a number or a pair (z_h, z_c) for LSTM; got {zoneout!r}")
+            expected = "a number or a pair (z_h, z_c)" if n == 2 else "a number (the rate for h)"
+            raise ValueError(f"zoneout must be {expected}; got {zoneout!r}")
         rates = tuple(check_probability("zoneout", z, upper_inclusive=True) for z in rates)
         return rates + (0.0,) * (len(spec.state_names) - n)
 
@@ -203,11 +204,15 @@ class RecurrentBase(nn.Module):
             hx = (hx,)
         out = []
         for label, h, w in zip(labels, hx, widths):
+            if not isinstance(h, Tensor):
+                raise TypeError(f"{name}: {label} must be a Tensor; got {type(h).__name__}")
             what = "proj_size" if (label == "h_0" and self.proj_size) else "hidden_size"
             expected = (LD, w) if unbatched else (LD, batch, w)
             if tuple(h.shape) != expected:
                 layout = "(num_layers * num_directions, " + ("" if unbatched else "batch, ") + what + ")"
                 raise ValueError(f"{name}: {label} has shape {tuple(h.shape)}; expected {expected} = {layout}")
+            if h.dtype != like.dtype:
+                raise TypeError(f"{name}: {label} has dtype {h.dtype}; expected the input's dtype {like.dtype}")
             out.append(h.unsqueeze(1) if unbatched else h)
         return tuple(out)
 
