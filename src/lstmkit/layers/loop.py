@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .. import engine
+
 
 def _zone(prev: Tensor, new: Tensor, keep) -> Tensor:
     """Zoneout (Krueger et al. 2016, eq. 5): keep the previous value where ``keep`` says so.
@@ -80,6 +82,10 @@ def run_stack(spec, params: list[list[dict]], x: Tensor, batch_sizes: list[int],
     B, N = batch_sizes[0], x.shape[0]
     finals = [[] for _ in hx]
     records = []
+    # The one dispatch point: the compiled engine (lstmkit.engine) runs a layer-direction's whole
+    # time loop, with the same parameters, whenever it covers this spec and these options.
+    run = engine.direction_runner(spec, x, record=record,
+                                  per_step_noise=(training and recurrent_dropout > 0) or any(zoneout)) or run_direction
     for layer, directions in enumerate(params):
         outs, layer_records = [], []
         for d, p in enumerate(directions):
@@ -94,8 +100,8 @@ def run_stack(spec, params: list[list[dict]], x: Tensor, batch_sizes: list[int],
                 zone = tuple((torch.rand(N, w, device=x.device) < z if training else float(z)) if z else None
                              for z, w in zip(zoneout, widths))
             xw = spec.input_projection(x, p)  # all time steps in one GEMM: (N, G·H)
-            out, state, rec = run_direction(spec, p, xw, batch_sizes, s0, reverse=d == 1,
-                                            h_mask=h_mask, zone=zone, record=record)
+            out, state, rec = run(spec, p, xw, batch_sizes, s0, reverse=d == 1,
+                                  h_mask=h_mask, zone=zone, record=record)
             outs.append(out)
             layer_records.append(rec)
             for f, s in zip(finals, state):

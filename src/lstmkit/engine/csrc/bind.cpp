@@ -1,0 +1,14 @@
+#include <torch/extension.h>
+
+#include "engine.h"
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "lstmkit's fused CPU engine: whole-sequence forward and backward per layer-direction";
+  m.def("lstm_forward", &lstmkit::lstm_forward);
+  m.def("lstm_backward", &lstmkit::lstm_backward);
+  m.def("gru_forward", &lstmkit::gru_forward);
+  m.def("gru_backward", &lstmkit::gru_backward);
+  m.def("rnn_forward", &lstmkit::rnn_forward);
+  m.def("rnn_backward", &lstmkit::rnn_backward);
+  m.def("vector_width", []() { return (int64_t)lstmkit::Vec<float>::size(); });
+}

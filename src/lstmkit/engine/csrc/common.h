@@ -1,0 +1,128 @@
+// Shared pieces of the fused engine: packed-step bookkeeping, the per-step GEMMs and the
+// vectorised helpers every family's pointwise pass uses.
+#pragma once
+
+// ATen only (not torch/extension.h): the kernels need no pybind, and the build is much faster.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
+
+#include <algorithm>
+#include <cstring>
+#include <optional>
+#include <vector>
+
+// The Fortran BLAS exported by libtorch_cpu (MKL in the pip wheels). Called directly, a step's
+// GEMM costs no dispatcher call and no allocation: it writes into buffers made once per call.
+extern "C" {
+void sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k,
+            const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
+            const float* beta, float* c, const int* ldc);
+void dgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k,
+            const double* alpha, const double* a, const int* lda, const double* b, const int* ldb,
+            const double* beta, double* c, const int* ldc);
+}
+
+namespace lstmkit {
+
+using at::Tensor;
+template <typename T>
+using Vec = at::vec::Vectorized<T>;
+
+inline void blas(char ta, char tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
+                 int ldb, float beta, float* c, int ldc) {
+  sgemm_(&ta, &tb, &m, &n, &k, &alpha, a, &lda, b, &ldb, &beta, c, &ldc);
+}
+inline void blas(char ta, char tb, int m, int n, int k, double alpha, const double* a, int lda, const double* b,
+                 int ldb, double beta, double* c, int ldc) {
+  dgemm_(&ta, &tb, &m, &n, &k, &alpha, a, &lda, b, &ldb, &beta, c, &ldc);
+}
+
+// Row-major C (M×N, ldc) = beta·C + A (M×K, lda) · Bᵀ with B (N×K, ldb): the forward step h·W_hhᵀ.
+// (BLAS is column-major, so this is Cᵀ = B·Aᵀ.)
+template <typename T>
+inline void gemm_nt(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T beta,
+                    T* C, int64_t ldc) {
+  blas('T', 'N', N, M, K, T(1), B, ldb, A, lda, beta, C, ldc);
+}
+
+// Row-major C (M×N, ldc) = beta·C + A (M×K, lda) · B with B (K×N, ldb): the backward step dz·W_hh.
+template <typename T>
+inline void gemm_nn(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T beta,
+                    T* C, int64_t ldc) {
+  blas('N', 'N', N, M, K, T(1), B, ldb, A, lda, beta, C, ldc);
+}
+
+template <typename T>
+inline Vec<T> sigmoid(const Vec<T>& x) {
+  const Vec<T> one(T(1));
+  return one / (one + x.neg().exp());
+}
+
+// Vectorised sweep over columns [0, H): f(j, count) with count = the vector width, then a tail.
+template <typename T, typename Fn>
+inline void for_cols(int64_t H, const Fn& f) {
+  constexpr int64_t V = Vec<T>::size();
+  int64_t j = 0;
+  for (; j + V <= H; j += V) f(j, V);
+  if (j < H) f(j, H - j);
+}
+
+// The pointwise pass over a step's n active rows, split across threads only when a step has
+// enough elements to pay for waking them (an OpenMP fork/join costs a few µs).
+constexpr int64_t kGrainElems = 1 << 14;
+template <typename Fn>
+inline void for_rows(int64_t n, int64_t row_elems, const Fn& f) {
+  const int64_t grain = std::max<int64_t>(1, kGrainElems / std::max<int64_t>(row_elems, 1));
+  if (n <= grain) {
+    for (int64_t r = 0; r < n; ++r) f(r);
+    return;
+  }
+  at::parallel_for(0, n, grain, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) f(r);
+  });
+}
+
+template <typename T>
+inline void copy_rows(T* dst, const T* src, int64_t n, int64_t width) {
+  std::memcpy(dst, src, sizeof(T) * n * width);
+}
+
+// The packed layout: step t holds batch_sizes[t] rows (a prefix of the batch, longest first)
+// starting at row off[t] of the time-major (N, ·) tensors.
+struct Steps {
+  std::vector<int64_t> bs, off;
+  int64_t T, B, N;
+  bool reverse;
+  Steps(const std::vector<int64_t>& batch_sizes, bool rev) : bs(batch_sizes), reverse(rev) {
+    TORCH_CHECK(!bs.empty(), "batch_sizes must not be empty");
+    T = bs.size();
+    B = bs[0];
+    off.resize(T + 1);
+    off[0] = 0;
+    for (int64_t t = 0; t < T; ++t) {
+      TORCH_CHECK(bs[t] >= 1 && bs[t] <= B && (t == 0 || bs[t] <= bs[t - 1]),
+                  "batch_sizes must be positive and non-increasing");
+      off[t + 1] = off[t] + bs[t];
+    }
+    N = off[T];
+  }
+  // The s-th step processed by the forward pass (backward walks s from T-1 down to 0).
+  int64_t at(int64_t s) const { return reverse ? T - 1 - s : s; }
+};
+
+template <typename T>
+inline T* ptr(const Tensor& t) {
+  return t.defined() ? t.data_ptr<T>() : nullptr;
+}
+template <typename T>
+inline T* ptr(const Tensor& t, int64_t offset) {
+  return t.defined() ? t.data_ptr<T>() + offset : nullptr;
+}
+
+inline Tensor opt(const std::optional<Tensor>& t) {
+  return t.has_value() && t->defined() ? t->contiguous() : Tensor();
+}
+
+}  // namespace lstmkit

@@ -1,0 +1,202 @@
+// The GRU (lstmkit/cells/gru.py is the source of truth), gates stacked r, z, n:
+//
+//   r = σ(x_r + U_r h + b_r)    z = σ(x_z + U_z h + b_z)    h_t = (1 - z)⊙n + z⊙h_{t-1}
+//   n = tanh(x_n + r⊙(U_n h + b_n))     reset_after (torch.nn.GRU): one GEMM per step
+//   n = tanh(x_n + U_n (r⊙h) + b_n)     Cho et al.'s original: a second GEMM on r⊙h per step
+#include "engine.h"
+
+namespace lstmkit {
+namespace {
+
+struct Params {
+  Tensor whh, bhh;
+  explicit Params(const OptTensors& p) {
+    TORCH_CHECK(p.size() == 2, "GRU engine expects 2 parameter slots");
+    whh = opt(p[0]);
+    bhh = opt(p[1]);
+  }
+};
+
+template <typename T>
+inline Vec<T> load_b(const T* b, int64_t o, int64_t k) {
+  return b ? Vec<T>::loadu(b + o, k) : Vec<T>(T(0));
+}
+
+template <typename T>
+std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor& xw, const Tensor& h0,
+                                 const Params& p, bool train) {
+  using V = Vec<T>;
+  const int64_t N = st.N, B = st.B, H = h0.size(1), G = 3 * H;
+  const auto o = xw.options();
+  Tensor out = at::empty({N, H}, o), h = h0.contiguous().clone();
+  Tensor zr = at::empty({B, reset_after ? G : 2 * H}, o);  // this step's recurrent GEMM
+  Tensor zn, q;                                            // reset_before: U_n (r⊙h) and r⊙h
+  Tensor hp, gates, hn;  // for backward: h_{t-1}, (r, z, n), and (reset_after) U_n h + b_n, per row
+  if (train) {
+    hp = at::empty({N, H}, o);
+    gates = at::empty({N, G}, o);
+    if (reset_after) hn = at::empty({N, H}, o);
+  }
+  Tensor qbuf;  // reset_before: this step's r⊙h
+  if (!reset_after) {
+    zn = at::empty({B, H}, o);
+    qbuf = at::empty({B, H}, o);
+    if (train) q = at::empty({N, H}, o);
+  }
+  const T *X = ptr<T>(xw), *W = ptr<T>(p.whh), *bias = ptr<T>(p.bhh);
+  T *Y = ptr<T>(out), *Hs = ptr<T>(h), *Z = ptr<T>(zr);
+  const int64_t ldz = zr.size(1);
+  for (int64_t s = 0; s < st.T; ++s) {
+    const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
+    // Training and inference make the same BLAS calls on the same buffers: bit-identical outputs.
+    if (train) copy_rows(ptr<T>(hp, r0 * H), Hs, n, H);
+    const T* hin = Hs;
+    gemm_nt<T>(n, ldz, H, hin, H, W, H, T(0), Z, ldz);
+    if (reset_after) {
+      for_rows(n, G, [&](int64_t r) {
+        const T *x = X + (r0 + r) * G, *zh = Z + r * G, *hprev = hin + r * H;
+        T* gs = train ? ptr<T>(gates, (r0 + r) * G) : nullptr;
+        T* hns = train ? ptr<T>(hn, (r0 + r) * H) : nullptr;
+        for_cols<T>(H, [&](int64_t j, int64_t k) {
+          const V rr = sigmoid<T>(V::loadu(x + j, k) + (V::loadu(zh + j, k) + load_b(bias, j, k)));
+          const V zz = sigmoid<T>(V::loadu(x + H + j, k) + (V::loadu(zh + H + j, k) + load_b(bias, H + j, k)));
+          const V hnv = V::loadu(zh + 2 * H + j, k) + load_b(bias, 2 * H + j, k);
+          const V nn = (V::loadu(x + 2 * H + j, k) + rr * hnv).tanh();
+          const V hv = V::loadu(hprev + j, k);
+          (nn + zz * (hv - nn)).store(Y + (r0 + r) * H + j, k);  // (1-z)⊙n + z⊙h
+          if (gs) {
+            rr.store(gs + j, k);
+            zz.store(gs + H + j, k);
+            nn.store(gs + 2 * H + j, k);
+            hnv.store(hns + j, k);
+          }
+        });
+      });
+    } else {
+      T* Q = ptr<T>(qbuf);
+      for_rows(n, 2 * H, [&](int64_t r) {  // r, z and r⊙h
+        const T *x = X + (r0 + r) * G, *zh = Z + r * ldz, *hprev = hin + r * H;
+        T* gs = train ? ptr<T>(gates, (r0 + r) * G) : nullptr;
+        for_cols<T>(H, [&](int64_t j, int64_t k) {
+          const V rr = sigmoid<T>(V::loadu(x + j, k) + (V::loadu(zh + j, k) + load_b(bias, j, k)));
+          const V zz = sigmoid<T>(V::loadu(x + H + j, k) + (V::loadu(zh + H + j, k) + load_b(bias, H + j, k)));
+          (rr * V::loadu(hprev + j, k)).store(Q + r * H + j, k);
+          if (gs) {
+            rr.store(gs + j, k);
+            zz.store(gs + H + j, k);
+          }
+        });
+      });
+      gemm_nt<T>(n, H, H, Q, H, W + 2 * H * H, H, T(0), ptr<T>(zn), H);  // U_n (r⊙h)
+      if (train) copy_rows(ptr<T>(q, r0 * H), Q, n, H);
+      const T* ZN = ptr<T>(zn);
+      for_rows(n, H, [&](int64_t r) {
+        const T *x = X + (r0 + r) * G, *hprev = hin + r * H;
+        T* gs = train ? ptr<T>(gates, (r0 + r) * G) : nullptr;
+        // In inference z was not stored; recompute it from the step's GEMM.
+        const T* zh = Z + r * ldz;
+        for_cols<T>(H, [&](int64_t j, int64_t k) {
+          const V nn = (V::loadu(x + 2 * H + j, k) + (V::loadu(ZN + r * H + j, k) + load_b(bias, 2 * H + j, k))).tanh();
+          const V zz = gs ? V::loadu(gs + H + j, k)
+                          : sigmoid<T>(V::loadu(x + H + j, k) + (V::loadu(zh + H + j, k) + load_b(bias, H + j, k)));
+          const V hv = V::loadu(hprev + j, k);
+          (nn + zz * (hv - nn)).store(Y + (r0 + r) * H + j, k);
+          if (gs) nn.store(gs + 2 * H + j, k);
+        });
+      });
+    }
+    copy_rows(Hs, Y + r0 * H, n, H);
+  }
+  return {out, h, hp, gates, reset_after ? hn : q};
+}
+
+template <typename T>
+std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tensor& grad_out, const Tensor& grad_hn,
+                                  const std::vector<Tensor>& saved, const Params& p) {
+  using V = Vec<T>;
+  const Tensor &hp = saved[0], &gates = saved[1], &aux = saved[2];  // aux: hn (reset_after) or q = r⊙h
+  const int64_t N = st.N, B = st.B, H = hp.size(1), G = 3 * H;
+  const auto o = gates.options();
+  Tensor gy = grad_out.contiguous();
+  Tensor dh = grad_hn.contiguous().clone();
+  Tensor dx = at::empty({N, G}, o);                          // ∂L/∂xw
+  Tensor dg = reset_after ? at::empty({N, G}, o) : dx;       // ∂L/∂(U h + b): differs from dx in n's block
+  Tensor dq = reset_after ? Tensor() : at::empty({B, H}, o);  // reset_before: ∂L/∂(r⊙h)
+  const T *W = ptr<T>(p.whh), *GY = ptr<T>(gy), *GS = ptr<T>(gates), *HP = ptr<T>(hp), *AUX = ptr<T>(aux);
+  T *DH = ptr<T>(dh), *DX = ptr<T>(dx), *DG = ptr<T>(dg);
+  const V one(T(1));
+  for (int64_t s = st.T - 1; s >= 0; --s) {
+    const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
+    // Pass 1: ∂L/∂h_t, then the z and n pre-activation gradients; DH becomes z⊙∂L/∂h_t.
+    for_rows(n, G, [&](int64_t r) {
+      const int64_t row = r0 + r;
+      const T *gs = GS + row * G, *hprev = HP + row * H;
+      for_cols<T>(H, [&](int64_t j, int64_t k) {
+        const V d = V::loadu(GY + row * H + j, k) + V::loadu(DH + r * H + j, k);
+        const V rr = V::loadu(gs + j, k), zz = V::loadu(gs + H + j, k), nn = V::loadu(gs + 2 * H + j, k);
+        const V dzz = d * (V::loadu(hprev + j, k) - nn) * zz * (one - zz);
+        const V dan = d * (one - zz) * (one - nn * nn);  // ∂L/∂(n's pre-activation)
+        dzz.store(DX + row * G + H + j, k);
+        dan.store(DX + row * G + 2 * H + j, k);
+        (d * zz).store(DH + r * H + j, k);
+        if (reset_after) {
+          const V hnv = V::loadu(AUX + row * H + j, k);
+          const V dzr = dan * hnv * rr * (one - rr);
+          dzr.store(DX + row * G + j, k);
+          dzr.store(DG + row * G + j, k);
+          dzz.store(DG + row * G + H + j, k);
+          (dan * rr).store(DG + row * G + 2 * H + j, k);
+        }
+      });
+    });
+    if (reset_after) {
+      gemm_nn<T>(n, H, G, DG + r0 * G, G, W, H, T(1), DH, H);  // + (dr, dz, dn⊙r) U
+    } else {
+      T* DQ = ptr<T>(dq);
+      gemm_nn<T>(n, H, H, DX + r0 * G + 2 * H, G, W + 2 * H * H, H, T(0), DQ, H);  // ∂L/∂(r⊙h) = dn U_n
+      for_rows(n, H, [&](int64_t r) {
+        const int64_t row = r0 + r;
+        const T *gs = GS + row * G, *hprev = HP + row * H;
+        for_cols<T>(H, [&](int64_t j, int64_t k) {
+          const V rr = V::loadu(gs + j, k), dqv = V::loadu(DQ + r * H + j, k);
+          (dqv * V::loadu(hprev + j, k) * rr * (one - rr)).store(DX + row * G + j, k);
+          (V::loadu(DH + r * H + j, k) + dqv * rr).store(DH + r * H + j, k);
+        });
+      });
+      gemm_nn<T>(n, H, 2 * H, DX + r0 * G, G, W, H, T(1), DH, H);  // + (dr, dz) U_rz
+    }
+  }
+  Tensor dw, db;
+  if (reset_after) {
+    dw = at::mm(dg.t(), hp);
+  } else {
+    dw = at::cat({at::mm(dx.narrow(1, 0, 2 * H).t(), hp), at::mm(dx.narrow(1, 2 * H, H).t(), aux)});
+  }
+  if (p.bhh.defined()) db = dg.sum(0);
+  return {dx, dh, dw, db};
+}
+
+}  // namespace
+
+std::vector<Tensor> gru_forward(int64_t flags, const Tensor& xw, const Tensor& h0, const OptTensors& params,
+                                const std::vector<int64_t>& batch_sizes, bool reverse, bool train) {
+  const Steps st(batch_sizes, reverse);
+  const Params p(params);
+  const Tensor x = xw.contiguous();
+  TORCH_CHECK(x.size(0) == st.N, "xw has ", x.size(0), " rows; batch_sizes sum to ", st.N);
+  return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_forward",
+                                    [&] { return forward_impl<scalar_t>(flags & 1, st, x, h0, p, train); });
+}
+
+std::vector<Tensor> gru_backward(int64_t flags, const Tensor& grad_out, const Tensor& grad_hn,
+                                 const OptTensors& saved, const OptTensors& params,
+                                 const std::vector<int64_t>& batch_sizes, bool reverse) {
+  const Steps st(batch_sizes, reverse);
+  const Params p(params);
+  std::vector<Tensor> s;
+  for (const auto& t : saved) s.push_back(opt(t));
+  return AT_DISPATCH_FLOATING_TYPES(grad_out.scalar_type(), "gru_backward",
+                                    [&] { return backward_impl<scalar_t>(flags & 1, st, grad_out, grad_hn, s, p); });
+}
+
+}  // namespace lstmkit

@@ -1,0 +1,85 @@
+// The Elman RNN (lstmkit/cells/rnn.py): h_t = φ(xw + U h_{t-1} + b), φ = tanh or relu.
+#include "engine.h"
+
+namespace lstmkit {
+namespace {
+
+template <typename T>
+std::vector<Tensor> forward_impl(bool relu, const Steps& st, const Tensor& xw, const Tensor& h0, const Tensor& w,
+                                 const Tensor& b, bool train) {
+  using V = Vec<T>;
+  const int64_t N = st.N, B = st.B, H = h0.size(1);
+  const auto o = xw.options();
+  Tensor out = at::empty({N, H}, o), h = h0.contiguous().clone(), zr = at::empty({B, H}, o);
+  Tensor hp = train ? at::empty({N, H}, o) : Tensor();  // h_{t-1} per row, for ∂U
+  const T *X = ptr<T>(xw), *W = ptr<T>(w), *bias = ptr<T>(b);
+  T *Y = ptr<T>(out), *Hs = ptr<T>(h), *Z = ptr<T>(zr);
+  for (int64_t s = 0; s < st.T; ++s) {
+    const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
+    if (train) copy_rows(ptr<T>(hp, r0 * H), Hs, n, H);  // same BLAS call with and without grad
+    gemm_nt<T>(n, H, H, Hs, H, W, H, T(0), Z, H);
+    for_rows(n, H, [&](int64_t r) {
+      const T *x = X + (r0 + r) * H, *z = Z + r * H;
+      T* y = Y + (r0 + r) * H;
+      for_cols<T>(H, [&](int64_t j, int64_t k) {
+        V a = V::loadu(z + j, k);
+        if (bias) a = a + V::loadu(bias + j, k);
+        a = V::loadu(x + j, k) + a;
+        (relu ? at::vec::clamp_min(a, V(T(0))) : a.tanh()).store(y + j, k);
+      });
+    });
+    copy_rows(Hs, Y + r0 * H, n, H);
+  }
+  return {out, h, out, hp};  // saved for backward: the outputs and h_{t-1}
+}
+
+template <typename T>
+std::vector<Tensor> backward_impl(bool relu, const Steps& st, const Tensor& grad_out, const Tensor& grad_hn,
+                                  const Tensor& out, const Tensor& hp, const Tensor& w, const Tensor& b) {
+  using V = Vec<T>;
+  const int64_t N = st.N, H = hp.size(1);
+  Tensor gy = grad_out.contiguous(), dh = grad_hn.contiguous().clone(), da = at::empty({N, H}, hp.options());
+  const T *W = ptr<T>(w), *GY = ptr<T>(gy), *Y = ptr<T>(out);
+  T *DH = ptr<T>(dh), *DA = ptr<T>(da);
+  const V one(T(1)), zero(T(0));
+  for (int64_t s = st.T - 1; s >= 0; --s) {
+    const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
+    for_rows(n, H, [&](int64_t r) {
+      const int64_t row = r0 + r;
+      for_cols<T>(H, [&](int64_t j, int64_t k) {
+        const V d = V::loadu(GY + row * H + j, k) + V::loadu(DH + r * H + j, k);
+        const V y = V::loadu(Y + row * H + j, k);
+        // relu: torch's threshold_backward passes the gradient where the output is > 0
+        (relu ? V::blendv(zero, d, y > zero) : d * (one - y * y)).store(DA + row * H + j, k);
+      });
+    });
+    gemm_nn<T>(n, H, H, DA + r0 * H, H, W, H, T(0), DH, H);  // ∂L/∂h_{t-1} = da U
+  }
+  Tensor dw = at::mm(da.t(), hp);
+  Tensor db = b.defined() ? da.sum(0) : Tensor();
+  return {da, dh, dw, db};
+}
+
+}  // namespace
+
+std::vector<Tensor> rnn_forward(int64_t flags, const Tensor& xw, const Tensor& h0, const OptTensors& params,
+                                const std::vector<int64_t>& batch_sizes, bool reverse, bool train) {
+  const Steps st(batch_sizes, reverse);
+  TORCH_CHECK(params.size() == 2, "RNN engine expects 2 parameter slots");
+  const Tensor x = xw.contiguous(), w = opt(params[0]), b = opt(params[1]);
+  TORCH_CHECK(x.size(0) == st.N, "xw has ", x.size(0), " rows; batch_sizes sum to ", st.N);
+  return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnn_forward",
+                                    [&] { return forward_impl<scalar_t>(flags & 1, st, x, h0, w, b, train); });
+}
+
+std::vector<Tensor> rnn_backward(int64_t flags, const Tensor& grad_out, const Tensor& grad_hn,
+                                 const OptTensors& saved, const OptTensors& params,
+                                 const std::vector<int64_t>& batch_sizes, bool reverse) {
+  const Steps st(batch_sizes, reverse);
+  const Tensor out = opt(saved[0]), hp = opt(saved[1]), w = opt(params[0]), b = opt(params[1]);
+  return AT_DISPATCH_FLOATING_TYPES(grad_out.scalar_type(), "rnn_backward", [&] {
+    return backward_impl<scalar_t>(flags & 1, st, grad_out, grad_hn, out, hp, w, b);
+  });
+}
+
+}  // namespace lstmkit

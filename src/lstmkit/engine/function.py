@@ -1,0 +1,91 @@
+"""The engine's autograd.Function: one layer in one direction, forward and backward in C++.
+
+It takes exactly the reference step's parameters (the same dict of base names) and the
+input projection ``xw`` computed by ``spec.input_projection``, so autograd still owns
+``weight_ih``, ``bias_ih`` and the layer input; the C++ side owns everything recurrent.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch.autograd.function import once_differentiable
+
+# The parameter slots of each family's C++ entry points (absent ones are passed as None).
+PARAMS = {
+    "lstm": ("weight_hh", "bias_hh", "weight_ci", "weight_cf", "weight_co", "weight_hr"),
+    "gru": ("weight_hh", "bias_hh"),
+    "rnn": ("weight_hh", "bias_hh"),
+}
+
+# LSTM structure bits, as in csrc/lstm.cpp.
+_IG, _FG, _OG, _CPL, _IACT, _OACT = 1, 2, 4, 8, 16, 32
+
+
+def supports(spec) -> bool:
+    """Whether the engine computes this spec (the rest runs on the reference loop)."""
+    if spec.family == "lstm":
+        return not (spec.gate_recurrence or spec.layer_norm)
+    return spec.family in ("gru", "rnn") and not spec.layer_norm
+
+
+def flags(spec) -> int:
+    if spec.family == "lstm":
+        return ((_IG if spec.input_gate else 0) | (_FG if spec.forget_gate else 0) | (_OG if spec.output_gate else 0)
+                | (_CPL if spec.coupled else 0) | (_IACT if spec.input_activation else 0)
+                | (_OACT if spec.output_activation else 0))
+    if spec.family == "gru":
+        return int(spec.reset_after)
+    return int(spec.nonlinearity == "relu")
+
+
+class Config(NamedTuple):
+    family: str
+    flags: int
+    batch_sizes: list
+    reverse: bool
+
+
+def forward(ext, cfg: Config, xw, states, params, train: bool):
+    """-> (out (N, width_h), final states, tensors saved for backward)."""
+    res = getattr(ext, f"{cfg.family}_forward")(cfg.flags, xw, *states, params, cfg.batch_sizes, cfg.reverse, train)
+    k = len(states)
+    return res[0], tuple(res[1:1 + k]), res[1 + k:]
+
+
+class Direction(torch.autograd.Function):
+    """``(xw, *state, *params) -> (out, *final_state)`` for one layer-direction."""
+
+    @staticmethod
+    def forward(ctx, ext, cfg: Config, xw, n_state: int, *tensors):
+        states, params = tensors[:n_state], list(tensors[n_state:])
+        out, finals, saved = forward(ext, cfg, xw, states, params, True)
+        ctx.ext, ctx.cfg, ctx.n_state, ctx.n_params = ext, cfg, n_state, len(params)
+        ctx.save_for_backward(*params, *saved)
+        return (out, *finals)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out, *grad_finals):
+        cfg = ctx.cfg
+        stored = ctx.saved_tensors
+        params, saved = list(stored[:ctx.n_params]), list(stored[ctx.n_params:])
+        res = getattr(ctx.ext, f"{cfg.family}_backward")(cfg.flags, grad_out, *grad_finals, saved, params,
+                                                          cfg.batch_sizes, cfg.reverse)
+        k = ctx.n_state
+        d_xw, d_states, d_params = res[0], res[1:1 + k], res[1 + k:]
+        return (None, None, d_xw, None, *d_states, *d_params)
+
+
+def run(ext, spec, p: dict, xw, batch_sizes, state: tuple, reverse: bool):
+    """One layer-direction through the engine: (out, final state tuple)."""
+    cfg = Config(spec.family, flags(spec), list(batch_sizes), reverse)
+    params = [p.get(name) for name in PARAMS[spec.family]]
+    states = [s.contiguous() for s in state]
+    xw = xw.contiguous()
+    tensors = [xw, *states, *params]
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+        out, *finals = Direction.apply(ext, cfg, xw, len(states), *states, *params)
+        return out, tuple(finals)
+    out, finals, _ = forward(ext, cfg, xw, states, params, False)  # no_grad: nothing kept for backward
+    return out, finals

@@ -1,0 +1,281 @@
+"""The compiled engine (lstmkit.engine) against the reference loop it mirrors.
+
+For every variant and option the engine covers: outputs, final states and every gradient
+(parameters, input, initial state) equal the reference's, within RTOL below in float32;
+float64 gradcheck through the engine's hand-written backward; the dispatch sends what the
+engine does not cover to the reference loop; the cached build is reused; and without the
+extension the reference loop runs after one warning.
+
+The first test to need the engine builds it (minutes, once per machine and source version);
+the tests skip, with the reason, when no C++ compiler or build is available.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence
+
+import lstmkit
+from lstmkit import engine
+from lstmkit.engine import build, function
+
+# float32: engine and reference round differently (fused pointwise pass, BLAS called directly,
+# sums in another order). Relative 1e-5 is measured against each tensor's scale (its largest
+# magnitude): a weight gradient sums N rows of products, so an element that cancels to near
+# zero carries the absolute round-off of its O(scale) terms. Observed: < 1e-6 of the scale.
+RTOL = 1e-5
+
+
+def assert_close_scaled(got, ref, name):
+    scale = max(1.0, ref.abs().max().item())
+    torch.testing.assert_close(got, ref, rtol=RTOL, atol=RTOL * scale, msg=lambda s: f"{name}: {s}")
+
+# Every registered variant the engine covers, each with structure-changing options on top.
+ENGINE_VARIANTS = [v for v in lstmkit.variants() if function.supports(lstmkit.get_variant(v).spec)]
+CONFIGS = [
+    ("plain", {}),
+    ("proj", {"proj_size": 3}),  # LSTM only
+    ("bidir2", {"bidirectional": True, "num_layers": 2}),
+    ("nobias", {"bias": False}),
+    ("reset_before", {"reset_after": False}),  # GRU only
+    ("relu", {"nonlinearity": "relu"}),  # RNN only
+    ("cifg_nopeep", {"cifg": True, "peepholes": ()}),  # LSTM: a structure no registered variant has
+    ("peep_f_only", {"peepholes": ("f",)}),  # LSTM with a forget gate of its own
+]
+_ONLY = {"proj": "lstm", "reset_before": "gru", "relu": "rnn", "cifg_nopeep": "lstm", "peep_f_only": "lstm"}
+
+
+def _cases():
+    for v in ENGINE_VARIANTS:
+        fam, spec = lstmkit.get_variant(v).family, lstmkit.get_variant(v).spec
+        for cid, cfg in CONFIGS:
+            if _ONLY.get(cid, fam) != fam:
+                continue
+            if cid == "cifg_nopeep" and not (spec.input_gate and spec.forget_gate):
+                continue
+            if cid == "peep_f_only" and not (spec.forget_gate and not spec.coupled):
+                continue
+            yield pytest.param(v, cfg, id=f"{v}-{cid}")
+
+
+@pytest.fixture(scope="module")
+def ext():
+    """The built extension (building it if needed), or a skip saying why there is none."""
+    if shutil.which(os.environ.get("CXX", "c++")) is None:
+        pytest.skip("no C++ compiler on PATH: the engine cannot be built here")
+    if engine.mode() == "off":
+        pytest.skip("LSTMKIT_ENGINE=0 disables the engine")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            module = engine.load()
+    except (build.EngineUnavailable, RuntimeWarning) as e:
+        pytest.skip(f"the engine could not be built: {e}")
+    assert module is not None
+    return module
+
+
+@pytest.fixture
+def engine_calls(monkeypatch):
+    """Counts layer-directions the engine runs (function.run is what the dispatch calls)."""
+    calls = []
+    real = function.run
+
+    def counting(*args, **kwargs):
+        calls.append(args[1].family)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(function, "run", counting)
+    return calls
+
+
+def _make(variant, cfg, dtype, gen, input_size=7, hidden_size=19):
+    m = lstmkit.make_layer(variant, input_size, hidden_size, dtype=dtype, **cfg)
+    with torch.no_grad():  # random everything, so no parameter sits at a special value
+        for p in m.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=dtype) * 0.5)
+    return m
+
+
+def _inputs(m, T, B, dtype, gen, packed):
+    x = torch.randn(T, B, m.input_size, generator=gen, dtype=dtype)
+    LD = m.num_layers * (2 if m.bidirectional else 1)
+    hx = [torch.randn(LD, B, m.proj_size or m.hidden_size, generator=gen, dtype=dtype)]
+    if m.spec.family == "lstm":
+        hx.append(torch.randn(LD, B, m.hidden_size, generator=gen, dtype=dtype))
+    lengths = None
+    if packed:  # unequal lengths, longest first, the last sequence a single step (needs 3 <= B <= 5)
+        lengths = torch.tensor(sorted([T, T - 2, 1] + [T, T // 2][: B - 3], reverse=True))
+    return x, hx, lengths
+
+
+def _run(m, x, hx, lengths, weight):
+    """Forward and backward of a loss touching the output and every final state."""
+    m.zero_grad()
+    x = x.clone().requires_grad_(True)
+    hx = [h.clone().requires_grad_(True) for h in hx]
+    inp = x if lengths is None else pack_padded_sequence(x, lengths)
+    out, state = m(inp, tuple(hx) if len(hx) == 2 else hx[0])
+    y = out if lengths is None else out.data
+    states = state if isinstance(state, tuple) else (state,)
+    loss = (y * weight[: y.numel()].view_as(y)).sum() + sum((s * s).sum() for s in states)
+    loss.backward()
+    grads = {n: p.grad for n, p in m.named_parameters()}
+    grads.update(x=x.grad, **{f"hx{i}": h.grad for i, h in enumerate(hx)})
+    return {"out": y.detach(), **{f"state{i}": s.detach() for i, s in enumerate(states)}, **grads}
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
+@pytest.mark.parametrize("variant,cfg", list(_cases()))
+def test_engine_matches_reference(ext, engine_calls, monkeypatch, gen, variant, cfg, packed):
+    dtype = torch.float32
+    m = _make(variant, cfg, dtype, gen)
+    x, hx, lengths = _inputs(m, 7, 5, dtype, gen, packed)
+    weight = torch.randn(10_000, generator=gen, dtype=dtype)
+    monkeypatch.setenv("LSTMKIT_ENGINE", "0")
+    ref = _run(m, x, hx, lengths, weight)
+    assert not engine_calls
+    monkeypatch.setenv("LSTMKIT_ENGINE", "1")
+    got = _run(m, x, hx, lengths, weight)
+    assert len(engine_calls) == m.num_layers * (2 if m.bidirectional else 1)
+    assert got.keys() == ref.keys()
+    for k in ref:
+        assert got[k] is not None, f"{k} got no gradient through the engine"
+        assert_close_scaled(got[k], ref[k], k)
+
+
+@pytest.mark.parametrize("variant,cfg", [
+    ("lstm", {"proj_size": 2, "bidirectional": True}),
+    ("peephole", {}), ("nig", {}), ("nfg", {}), ("nog", {}), ("niaf", {}), ("noaf", {}), ("cifg", {"proj_size": 2}),
+    ("gru", {"bidirectional": True}), ("gru", {"reset_after": False, "bias": False}),
+    ("rnn", {"num_layers": 2}), ("rnn", {"nonlinearity": "relu"}),
+])
+def test_gradcheck_through_engine(ext, engine_calls, monkeypatch, gen, variant, cfg):
+    """float64 gradcheck of the hand-written backward, on packed input with unequal lengths."""
+    monkeypatch.setenv("LSTMKIT_ENGINE", "1")
+    dtype = torch.float64
+    m = _make(variant, cfg, dtype, gen, input_size=3, hidden_size=5)
+    x, hx, lengths = _inputs(m, 4, 3, dtype, gen, packed=True)
+    names = [n for n, _ in m.named_parameters()]
+
+    def f(x, *tensors):
+        hs, params = tensors[:len(hx)], dict(zip(names, tensors[len(hx):]))
+        state = tuple(hs) if len(hs) == 2 else hs[0]
+        out, st = torch.func.functional_call(m, params, (pack_padded_sequence(x, lengths), state))
+        return (out.data, *(st if isinstance(st, tuple) else (st,)))
+
+    inputs = [x, *hx, *(p.detach() for p in m.parameters())]
+    inputs = [t.clone().requires_grad_(True) for t in inputs]
+    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-7, rtol=1e-5)
+    assert engine_calls, "the engine did not run"
+
+
+@pytest.mark.parametrize("variant,cfg", [("lstm", {"proj_size": 3, "num_layers": 2}), ("gru", {"reset_after": False}),
+                                         ("rnn", {"bidirectional": True})])
+def test_no_grad_matches_and_keeps_nothing(ext, engine_calls, monkeypatch, gen, variant, cfg):
+    monkeypatch.setenv("LSTMKIT_ENGINE", "1")
+    m = _make(variant, cfg, torch.float32, gen)
+    x = torch.randn(6, 4, 7, generator=gen)
+    out_grad, _ = m(x)
+    applied = []
+    monkeypatch.setattr(function.Direction, "apply", lambda *a: applied.append(a))
+    with torch.no_grad():
+        out, _ = m(x)
+    assert not applied, "under no_grad the engine must not build an autograd node"
+    assert out.grad_fn is None
+    torch.testing.assert_close(out, out_grad.detach(), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("variant,kwargs,why", [
+    ("fgr", {}, "fgr"),
+    ("lstm", {"layer_norm": True}, "layer norm"),
+    ("gru", {"layer_norm": True}, "layer norm"),
+    ("lstm", {"recurrent_dropout": 0.3}, "recurrent dropout in training"),
+    ("rnn", {"zoneout": 0.2}, "zoneout"),
+    ("lstm", {"return_internals": True}, "return_internals"),
+])
+def test_uncovered_options_use_the_reference(ext, engine_calls, monkeypatch, variant, kwargs, why):
+    monkeypatch.setenv("LSTMKIT_ENGINE", "1")
+    call = {k: kwargs.pop(k) for k in list(kwargs) if k == "return_internals"}
+    m = lstmkit.make_layer(variant, 4, 6, **kwargs).train()
+    m(torch.randn(3, 2, 4), **call)
+    assert not engine_calls, f"{why} must run on the reference loop"
+    if "recurrent_dropout" in kwargs:  # in eval mode recurrent dropout is off, so the engine runs
+        m.eval()(torch.randn(3, 2, 4))
+        assert engine_calls
+
+
+def test_other_dtypes_use_the_reference(ext, engine_calls):
+    m = lstmkit.LSTM(4, 6, dtype=torch.bfloat16)
+    m(torch.randn(3, 2, 4, dtype=torch.bfloat16))
+    assert not engine_calls
+
+
+def test_env_var(ext, engine_calls, monkeypatch):
+    m = lstmkit.GRU(4, 6)
+    x = torch.randn(3, 2, 4)
+    monkeypatch.setenv("LSTMKIT_ENGINE", "0")
+    m(x)
+    assert not engine_calls
+    monkeypatch.delenv("LSTMKIT_ENGINE")
+    m(x)
+    assert engine_calls == ["gru"]
+    monkeypatch.setenv("LSTMKIT_ENGINE", "maybe")
+    with pytest.raises(ValueError, match="LSTMKIT_ENGINE"):
+        m(x)
+
+
+def test_cached_build_is_reused(ext):
+    """A fresh process finds the compiled module in the cache and does not compile again."""
+    so = build.build_dir() / f"{build.module_name()}.so"
+    assert so.exists()
+    mtime = so.stat().st_mtime_ns
+    code = ("import json; from lstmkit.engine import build; build.compile_and_load(); "
+            "print(json.dumps(build.last_build))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "LSTMKIT_ENGINE": "1"})
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert info["dir"] == str(build.build_dir())
+    assert info["compiled"] is False
+    assert info["so_mtime_ns"] == mtime == so.stat().st_mtime_ns
+
+
+def test_build_dir_follows_sources_and_cache_var(monkeypatch, tmp_path):
+    monkeypatch.setenv("LSTMKIT_CACHE", str(tmp_path))
+    assert build.build_dir().parent == tmp_path
+    assert build.build_dir().name == f"engine-{build.digest()}"
+
+
+def test_fallback_warns_once_and_matches(monkeypatch, gen):
+    """Without the extension (simulated: the loader raises) the reference loop runs, after one warning."""
+    def unavailable():
+        raise build.EngineUnavailable("simulated: no compiler")
+
+    monkeypatch.setattr(build, "compile_and_load", unavailable)
+    monkeypatch.setattr(engine, "_module", None)
+    monkeypatch.setattr(engine, "_failure", None)
+    monkeypatch.delenv("LSTMKIT_ENGINE", raising=False)
+    m = _make("peephole", {"num_layers": 2}, torch.float32, gen)
+    x = torch.randn(5, 3, 7, generator=gen)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out1, _ = m(x)
+        out2, _ = m(x)
+    msgs = [w for w in caught if "engine is unavailable" in str(w.message)]
+    assert len(msgs) == 1 and issubclass(msgs[0].category, RuntimeWarning)
+    assert "simulated" in str(msgs[0].message)
+    monkeypatch.setenv("LSTMKIT_ENGINE", "0")
+    ref, _ = m(x)
+    torch.testing.assert_close(out1, ref, rtol=0, atol=0)
+    torch.testing.assert_close(out2, ref, rtol=0, atol=0)
+    monkeypatch.setenv("LSTMKIT_ENGINE", "1")
+    with pytest.raises(build.EngineUnavailable, match="LSTMKIT_ENGINE=1"):
+        m(x)
