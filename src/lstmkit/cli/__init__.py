@@ -1,21 +1,32 @@
-"""The ``lstmkit`` command. One module per subcommand; each registers its parser here."""
+"""The ``lstmkit`` command. One module per subcommand; each registers its parser here.
+
+Bad input (a :class:`~lstmkit.errors.UsageError`, or a bad flag) prints one line on
+stderr and exits with code 2, without a traceback. Ctrl-C exits with 130.
+"""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from . import demo, info
+from ..errors import UsageError
+from . import demo, evaluate, generate, info, train
 
-SUBCOMMANDS = {"info": info, "demo": demo}
+SUBCOMMANDS = {"train": train, "generate": generate, "evaluate": evaluate, "info": info, "demo": demo}
+
+__all__ = ["main", "build_parser", "UsageError"]
 
 
-class UsageError(Exception):
-    """Bad input from the user: printed as one line, exit code 2, no traceback."""
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line (``lstmkit train: error: ...``), not the whole usage."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lstmkit", description="LSTM-family networks: train, inspect, compare.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = _Parser(prog="lstmkit", description="LSTM-family networks: train, sample, evaluate, compare.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for name, module in SUBCOMMANDS.items():
         module.add_parser(sub)
     return parser
@@ -26,5 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args) or 0
     except (UsageError, ValueError, TypeError, FileNotFoundError) as e:
-        print(f"lstmkit {args.command}: error: {e}", file=sys.stderr)
+        if os.environ.get("LSTMKIT_DEBUG"):  # developers: the full traceback
+            raise
+        message = " ".join(str(e).split("\n")[0].split()) or type(e).__name__
+        print(f"lstmkit {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"lstmkit {args.command}: interrupted", file=sys.stderr)
+        return 130

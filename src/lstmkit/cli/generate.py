@@ -1,0 +1,37 @@
+"""``lstmkit generate RUN_DIR``: sample text from a trained language model."""
+from __future__ import annotations
+
+from ..errors import UsageError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("generate", help="sample text from a trained language model run")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by lstmkit train")
+    p.add_argument("--prime", help="text to start from; only characters (words) the model knows "
+                                   "(default: a newline, or 'the')")
+    p.add_argument("--length", type=int, default=500, help="tokens to generate (default 500)")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="divide the logits by this; lower is more conservative, 0 = greedy (default 1.0)")
+    p.add_argument("--top-k", type=int, default=0, help="sample only among the k likeliest tokens (0 = all)")
+    p.add_argument("--seed", type=int, default=0, help="random seed for sampling")
+    p.add_argument("--last", action="store_true", help="use the latest checkpoint, not the best-validation weights")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from ..train.run import load_run
+
+    if args.length < 0:
+        raise UsageError(f"--length must be >= 0; got {args.length}")
+    if not args.temperature >= 0:
+        raise UsageError(f"--temperature must be >= 0; got {args.temperature}")
+    if args.top_k < 0:
+        raise UsageError(f"--top-k must be >= 0; got {args.top_k}")
+    task, cfg, vocab, model, _ = load_run(args.run_dir, "last" if args.last else "best")
+    if not hasattr(task, "generate"):
+        raise UsageError(f"task {task.name} does not generate text")
+    prime = args.prime if args.prime is not None else task.default_prime(vocab)
+    text = task.generate(model, vocab, prime, args.length, args.temperature, args.top_k, args.seed,
+                         cfg.train.device)
+    print(text)
+    return 0

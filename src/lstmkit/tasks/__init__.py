@@ -1,0 +1,31 @@
+"""The task registry: what ``lstmkit train TASK`` can train.
+
+A task turns a config into data, a model, batches, a loss and an evaluation; the
+trainer does the rest. Later tasks (forecast, classify, translate, music, adding, ...)
+register themselves here the same way and then appear in the CLI and ``lstmkit info``.
+"""
+from __future__ import annotations
+
+from ..errors import UsageError
+
+_TASKS: dict = {}
+
+
+def register_task(task):
+    if task.name in _TASKS:
+        raise ValueError(f"task {task.name!r} is already registered")
+    _TASKS[task.name] = task
+    return task
+
+
+def tasks() -> list[str]:
+    return list(_TASKS)
+
+
+def get_task(name: str):
+    if name not in _TASKS:
+        raise UsageError(f"unknown task {name!r}; expected one of: {', '.join(_TASKS)}")
+    return _TASKS[name]
+
+
+from . import lm  # noqa: E402,F401  (registers charlm and wordlm)
