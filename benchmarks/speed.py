@@ -8,8 +8,10 @@ backward of ``y.sum()``). Per shape and mode the candidates run interleaved, A B
 ..., after a warm-up, and each row reports the median of ``--reps`` runs and its ratio to
 ``torch.nn.LSTM`` measured in the same interleaved run. FLOPs are counted one way
 everywhere: a layer's forward is 2·T·B·G·H·(I + P) (+ 2·T·B·H·P with a projection),
-training 3× that. A GEMM section times the per-step recurrent product with the BLAS the
-engine calls (MKL) and with oneDNN's prepacked path, which explains most of the gaps.
+training 3× that. A GEMM section times the per-step recurrent product with MKL and with
+oneDNN's prepacked path (the engine picks by size, see ``kOneDnnMinFlops``). A streaming
+section times one step at B=1 through ``lstmkit.Stepper`` against ``nn.LSTM`` called with T=1
+and ``nn.LSTMCell``, interleaved the same way.
 
 Results go to ``benchmarks/results/speed.json`` and the table between the markers in
 ``docs/performance.md``.
@@ -128,6 +130,53 @@ def gemm_rates(B: int, H: int, reps: int) -> dict:
     return res
 
 
+STREAM_SIZES = (128, 256, 512)
+
+
+def streaming(sizes, reps: int, n: int = 2000) -> list[dict]:
+    """Latency of one step at B=1 (input size = H): lstmkit.Stepper (1 and 2 threads) vs torch.nn."""
+    rows = []
+    for H in sizes:
+        torch.manual_seed(0)
+        ours = lstmkit.LSTM(H, H).eval()
+        nn_lstm, cell = torch.nn.LSTM(H, H), torch.nn.LSTMCell(H, H)
+        x, x3 = torch.randn(1, H), torch.randn(1, 1, H)
+        s1, s2 = lstmkit.Stepper(ours, threads=1), lstmkit.Stepper(ours, threads=2)
+        state = {"lstm": None, "cell": None}
+
+        def nn_step():
+            _, state["lstm"] = nn_lstm(x3, state["lstm"])
+
+        def cell_step():
+            state["cell"] = cell(x, state["cell"])
+
+        fns = {"Stepper (1 thread)": lambda: s1.step(x), "Stepper (2 threads)": lambda: s2.step(x),
+               "nn.LSTMCell": cell_step, "nn.LSTM (T=1)": nn_step}
+        samples = {k: [] for k in fns}
+        calls = {}
+        with torch.no_grad():
+            for k, fn in fns.items():  # calls per sample: about 20 ms' worth, at most n
+                t0 = time.perf_counter()
+                for _ in range(10):
+                    fn()
+                calls[k] = max(3, min(n, int(0.02 / ((time.perf_counter() - t0) / 10))))
+            for it in range(reps + 1):
+                for k, fn in fns.items():
+                    m = calls[k]
+                    t0 = time.perf_counter()
+                    for _ in range(m):
+                        fn()
+                    if it:
+                        samples[k].append((time.perf_counter() - t0) / m)
+        base = statistics.median(samples["nn.LSTMCell"])
+        for k, v in samples.items():
+            med = statistics.median(v)
+            rows.append({"H": H, "name": k, "us": med * 1e6, "ratio_to_cell": med / base,
+                         "gflops": 2.0 * 4 * H * 2 * H / med / 1e9})
+            print(f"streaming H={H:4d} {k:20s} {med * 1e6:8.1f} us  x{med / base:5.2f} of nn.LSTMCell", flush=True)
+    return rows
+
+
 def machine() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -138,13 +187,14 @@ def machine() -> str:
     return platform.processor() or platform.machine()
 
 
-def run(shapes, reps: int, warmup: int, reference_up_to: int) -> dict:
+def run(shapes, reps: int, warmup: int, reference_up_to: int, stream_sizes=STREAM_SIZES) -> dict:
     torch.manual_seed(0)
     assert engine.available(), "the engine is unavailable (LSTMKIT_ENGINE=0 or no compiler)"
     results = {"machine": machine(), "threads": torch.get_num_threads(), "torch": torch.__version__,
                "cpu_capability": torch.backends.cpu.get_cpu_capability(), "reps": reps, "warmup": warmup,
                "engine_build": dict(engine.build.last_build), "time": time.strftime("%Y-%m-%d %H:%M"),
-               "rows": [], "gemm": []}
+               "rows": [], "gemm": [], "streaming": []}
+    results["streaming"] = streaming(stream_sizes, reps)
     for T, B, I, H in shapes:
         cands = candidates(I, H, with_reference=T * B * H <= reference_up_to)
         x = torch.randn(T, B, I)
@@ -218,10 +268,18 @@ def table(results: dict) -> str:
                  for s in shapes for m in ("train", "infer")]
         lines.append(f"| {n} | " + " | ".join(cells) + " |")
     lines += ["", "One step's recurrent GEMM (B×H → 4H) in isolation, µs per call and GF/s:", "",
-              "| shape | MKL `sgemm` (the engine's) | oneDNN prepacked (nn.LSTM's library) |", "|---|---|---|"]
+              "| shape | MKL `sgemm` | oneDNN prepacked (nn.LSTM's library; the engine's from 8 MFLOP per step) |", "|---|---|---|"]
     for g in results["gemm"]:
         cells = [f"{g[k]['us_per_call']:.1f} µs, {g[k]['gflops']:.0f} GF/s" if k in g else "—" for k in ("mkl", "onednn")]
         lines.append(f"| {tuple(g['shape'])} | " + " | ".join(cells) + " |")
+    if results.get("streaming"):
+        lines += ["", "Streaming: one step at B=1 (input size H), µs per step and ratio to `nn.LSTMCell` "
+                  "(target: ≤15 µs at H=256):", "",
+                  "| H | " + " | ".join(dict.fromkeys(r["name"] for r in results["streaming"])) + " |",
+                  "|---" * (1 + len(dict.fromkeys(r["name"] for r in results["streaming"]))) + "|"]
+        for H in dict.fromkeys(r["H"] for r in results["streaming"]):
+            cells = [f"{r['us']:.1f} ({r['ratio_to_cell']:.2f}×)" for r in results["streaming"] if r["H"] == H]
+            lines.append(f"| {H} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -245,11 +303,13 @@ def main(argv=None) -> None:
     ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "performance.md")
     ap.add_argument("--no-doc", action="store_true", help="do not rewrite the table in the doc")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    ap.add_argument("--stream-sizes", nargs="*", type=int, default=list(STREAM_SIZES),
+                    help="hidden sizes for the streaming latency (none: skip it)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes] if args.shapes else SHAPES
-    results = run(shapes, args.reps, args.warmup, args.reference_up_to)
+    results = run(shapes, args.reps, args.warmup, args.reference_up_to, args.stream_sizes)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
     if not args.no_doc:

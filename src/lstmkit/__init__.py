@@ -6,6 +6,7 @@
 """
 from . import cells  # noqa: F401  (registers the variants)
 from .layers import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from .engine.stream import Stepper
 from .registry import get_variant, variants
 
 __version__ = "0.1.0"
@@ -22,4 +23,4 @@ def make_layer(variant: str, input_size: int, hidden_size: int, **kwargs):
     return _MODULES[family](input_size, hidden_size, variant=variant, **kwargs)
 
 
-__all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "variants", "get_variant", "make_layer"]
+__all__ = ["Stepper", "LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "variants", "get_variant", "make_layer"]

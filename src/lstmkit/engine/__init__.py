@@ -12,6 +12,13 @@ and ``proj_size``; GRU (both reset modes); RNN (tanh, relu); float32 and float64
 variable lengths, stacked and bidirectional. The reference loop keeps ``fgr``, layer
 norm, recurrent dropout, zoneout, ``return_internals`` and other dtypes/devices.
 
+Large float32 products go to oneDNN (AVX-512 here, ~2.5x MKL's AVX2 sgemm on this AMD CPU)
+through ATen's prepacked ``mkldnn::_linear_pointwise``: the per-step recurrent product from
+8 MFLOP per step (below that its ~20 µs per call loses to MKL), the LSTM's and RNN's ∂h product
+in backward by the same rule, and the input projection under ``no_grad``.
+``LSTMKIT_ONEDNN=0`` keeps everything on MKL; ``LSTMKIT_ONEDNN_MIN_FLOPS`` moves
+the threshold. :mod:`lstmkit.engine.stream` is the streaming stepper (``lstmkit.Stepper``).
+
 ``LSTMKIT_ENGINE``: ``0`` always uses the reference loop, ``1`` requires the engine
 (raises if it cannot be built), unset means use it when it builds, else warn once and fall
 back. The compiled module is cached (see :mod:`lstmkit.engine.build`).
@@ -91,4 +98,35 @@ def direction_runner(spec, x: torch.Tensor, *, per_step_noise: bool, record: boo
         out, final = run(ext, spec, p, xw, batch_sizes, state, reverse)
         return out, final, None
 
+    run_direction.input_projection = lambda x, p: input_projection(spec, x, p)
     return run_direction
+
+
+# float32 input projections of at least this many FLOPs go to oneDNN when no gradient is needed;
+# the same threshold and variables as the per-step products (kOneDnnMinFlops in csrc/common.h).
+ONEDNN_MIN_FLOPS = 8e6
+
+
+def onednn_min_flops() -> float:
+    """The oneDNN threshold: ``LSTMKIT_ONEDNN=0`` disables it, ``LSTMKIT_ONEDNN_MIN_FLOPS`` overrides it."""
+    if os.environ.get("LSTMKIT_ONEDNN") == "0":
+        return float("inf")
+    return float(os.environ.get("LSTMKIT_ONEDNN_MIN_FLOPS") or ONEDNN_MIN_FLOPS)
+
+
+def input_projection(spec, x: torch.Tensor, p: dict) -> torch.Tensor:
+    """``spec.input_projection``, on oneDNN's prepacked path for large float32 inference calls.
+
+    oneDNN runs AVX-512 code on this AMD CPU where ``F.linear`` (MKL) runs AVX2, about 2.5x apart
+    at large shapes. Its ops have no autograd formula, so with a gradient to track (or for small
+    products, where its fixed cost per call dominates) this is just ``spec.input_projection``.
+    """
+    w, b = p["weight_ih"], p.get("bias_ih")
+    if (x.dtype != torch.float32 or 2.0 * x.shape[0] * w.shape[0] * w.shape[1] < onednn_min_flops()
+            or (torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, w, b)))):
+        return spec.input_projection(x, p)
+    try:
+        wp = torch.ops.mkldnn._reorder_linear_weight(w, x.shape[0])
+        return torch.ops.mkldnn._linear_pointwise(x.contiguous(), wp, b, "none", [], "")
+    except (AttributeError, RuntimeError):  # a torch build without the prepacked ops
+        return spec.input_projection(x, p)

@@ -86,6 +86,7 @@ def run_stack(spec, params: list[list[dict]], x: Tensor, batch_sizes: list[int],
     # time loop, with the same parameters, whenever it covers this spec and these options.
     run = engine.direction_runner(spec, x, record=record,
                                   per_step_noise=(training and recurrent_dropout > 0) or any(zoneout)) or run_direction
+    project = getattr(run, "input_projection", spec.input_projection)  # the engine's may use oneDNN
     for layer, directions in enumerate(params):
         outs, layer_records = [], []
         for d, p in enumerate(directions):
@@ -99,7 +100,7 @@ def run_stack(spec, params: list[list[dict]], x: Tensor, batch_sizes: list[int],
             if any(zoneout):
                 zone = tuple((torch.rand(N, w, device=x.device) < z if training else float(z)) if z else None
                              for z, w in zip(zoneout, widths))
-            xw = spec.input_projection(x, p)  # all time steps in one GEMM: (N, G·H)
+            xw = project(x, p)  # all time steps in one GEMM: (N, G·H)
             out, state, rec = run(spec, p, xw, batch_sizes, s0, reverse=d == 1,
                                   h_mask=h_mask, zone=zone, record=record)
             outs.append(out)

@@ -66,6 +66,12 @@ class RecurrentBase(nn.Module):
         reset_parameters([g for layer in self._params() for g in layer], self.spec, self.hidden_size,
                          self.forget_bias)
 
+    def stepper(self, batch_size: int = 1, **kwargs):
+        """A :class:`lstmkit.Stepper` over this module: one time step per call, state kept (streaming)."""
+        from ..engine.stream import Stepper
+
+        return Stepper(self, batch_size, **kwargs)
+
     def flatten_parameters(self) -> None:
         """No-op, for code written against torch.nn.LSTM (there are no cuDNN buffers here)."""
 

@@ -10,5 +10,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("gru_backward", &lstmkit::gru_backward);
   m.def("rnn_forward", &lstmkit::rnn_forward);
   m.def("rnn_backward", &lstmkit::rnn_backward);
+  pybind11::class_<lstmkit::Stream>(m, "Stream")
+      .def(pybind11::init<const std::string&, int64_t, int64_t, const std::vector<lstmkit::OptTensors>&, int64_t,
+                          int64_t>())
+      .def("step", &lstmkit::Stream::step)
+      .def("state", &lstmkit::Stream::state)
+      .def("set_state", &lstmkit::Stream::set_state);
   m.def("vector_width", []() { return (int64_t)lstmkit::Vec<float>::size(); });
 }

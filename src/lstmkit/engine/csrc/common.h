@@ -7,8 +7,11 @@
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/core/stack.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <vector>
@@ -54,19 +57,77 @@ inline void gemm_nn(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, co
   blas('N', 'N', N, M, K, T(1), B, ldb, A, lda, beta, C, ldc);
 }
 
+// oneDNN's matrix product on a weight packed once, through ATen's mkldnn ops (the dispatcher: no
+// oneDNN symbols are exported for direct use). On this AMD CPU it runs AVX-512 code at about 2.5x
+// MKL's AVX2 sgemm, but each call costs ~20 µs (it allocates its output), so it is used only for
+// float32 products of at least kOneDnnMinFlops per step (measured crossover: benchmarks/speed.py's
+// GEMM section; LSTMKIT_ONEDNN_MIN_FLOPS overrides, LSTMKIT_ONEDNN=0 turns it off).
+constexpr double kOneDnnMinFlops = 8e6;
+struct OneDnn {
+  Tensor wp;  // packed W; undefined = use BLAS
+  OneDnn() = default;
+  // For y (n, N) = x (n, K) Wᵀ with W (N, K) and up to `batch` rows per call.
+  OneDnn(const Tensor& W, int64_t batch) {
+    if (!W.defined() || W.scalar_type() != at::kFloat || !linear() || !reorder()) return;
+    const char* off = std::getenv("LSTMKIT_ONEDNN");
+    if (off && std::string(off) == "0") return;
+    const char* min = std::getenv("LSTMKIT_ONEDNN_MIN_FLOPS");
+    if (2.0 * batch * W.size(0) * W.size(1) < (min ? std::atof(min) : kOneDnnMinFlops)) return;
+    torch::jit::Stack st{W.contiguous(), c10::IValue(batch)};
+    reorder()->callBoxed(&st);
+    wp = st[0].toTensor();
+  }
+  bool on() const { return wp.defined(); }
+  Tensor mm(const Tensor& x) const {  // x (n, K) contiguous -> (n, N)
+    torch::jit::Stack st{x, wp, c10::IValue(), c10::IValue(std::string("none")),
+                         c10::IValue(c10::List<std::optional<at::Scalar>>()), c10::IValue(std::string(""))};
+    linear()->callBoxed(&st);
+    return st[0].toTensor();
+  }
+  static const c10::OperatorHandle* find(const char* name) {
+    auto h = c10::Dispatcher::singleton().findSchema({name, ""});
+    return h ? new c10::OperatorHandle(*h) : nullptr;  // kept for the process's lifetime
+  }
+  static const c10::OperatorHandle* linear() {
+    static const c10::OperatorHandle* op = find("mkldnn::_linear_pointwise");
+    return op;
+  }
+  static const c10::OperatorHandle* reorder() {
+    static const c10::OperatorHandle* op = find("mkldnn::_reorder_linear_weight");
+    return op;
+  }
+};
+
+// A step's recurrent product Z (n, N) = h[:n] Wᵀ: on oneDNN (returning its output, held in `keep`)
+// or BLAS into the preallocated Z. Returns where the product is.
+template <typename T>
+inline const T* step_gemm(const OneDnn& dnn, Tensor& keep, const Tensor& h, int64_t n, int64_t N, int64_t K,
+                          const T* W, T* Z) {
+  if (dnn.on()) {
+    keep = dnn.mm(h.narrow(0, 0, n));
+    return keep.data_ptr<T>();
+  }
+  gemm_nt<T>(n, N, K, h.data_ptr<T>(), K, W, K, T(0), Z, N);
+  return Z;
+}
+
 template <typename T>
 inline Vec<T> sigmoid(const Vec<T>& x) {
   const Vec<T> one(T(1));
   return one / (one + x.neg().exp());
 }
 
-// Vectorised sweep over columns [0, H): f(j, count) with count = the vector width, then a tail.
+// Vectorised sweep over columns [j0, j1): f(j, count) with count = the vector width, then a tail.
+template <typename T, typename Fn>
+inline void for_cols(int64_t j0, int64_t j1, const Fn& f) {
+  constexpr int64_t V = Vec<T>::size();
+  int64_t j = j0;
+  for (; j + V <= j1; j += V) f(j, V);
+  if (j < j1) f(j, j1 - j);
+}
 template <typename T, typename Fn>
 inline void for_cols(int64_t H, const Fn& f) {
-  constexpr int64_t V = Vec<T>::size();
-  int64_t j = 0;
-  for (; j + V <= H; j += V) f(j, V);
-  if (j < H) f(j, H - j);
+  for_cols<T>(0, H, f);
 }
 
 // The pointwise pass over a step's n active rows, split across threads only when a step has

@@ -5,6 +5,9 @@
 
 #include "common.h"
 
+#include <memory>
+#include <string>
+
 namespace lstmkit {
 
 using OptTensors = std::vector<std::optional<Tensor>>;
@@ -31,5 +34,22 @@ std::vector<Tensor> rnn_forward(int64_t flags, const Tensor& xw, const Tensor& h
 std::vector<Tensor> rnn_backward(int64_t flags, const Tensor& grad_out, const Tensor& grad_hn,
                                  const OptTensors& saved, const OptTensors& params,
                                  const std::vector<int64_t>& batch_sizes, bool reverse);
+
+// The streaming stepper (stream.cpp): one step of a unidirectional stack for `batch` sequences,
+// weights packed once, state kept between calls. params per layer: weight_ih, bias_ih, weight_hh,
+// bias_hh and, for the LSTM, weight_ci, weight_cf, weight_co, weight_hr (absent = None).
+// flags as for the family's forward. state(): [h (layers, B, P)] and for the LSTM c (layers, B, H).
+class Stream {
+ public:
+  Stream(const std::string& family, int64_t flags, int64_t hidden, const std::vector<OptTensors>& params,
+         int64_t batch, int64_t threads);
+  Tensor step(const Tensor& x);  // x (batch, input) -> the last layer's h_t (batch, P)
+  std::vector<Tensor> state() const;
+  void set_state(const std::vector<Tensor>& state);
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
 
 }  // namespace lstmkit

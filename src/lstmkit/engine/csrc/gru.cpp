@@ -46,15 +46,17 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
   const T *X = ptr<T>(xw), *W = ptr<T>(p.whh), *bias = ptr<T>(p.bhh);
   T *Y = ptr<T>(out), *Hs = ptr<T>(h), *Z = ptr<T>(zr);
   const int64_t ldz = zr.size(1);
+  const OneDnn dnn(reset_after ? p.whh : p.whh.narrow(0, 0, 2 * H), B);  // reset_before: U_rz here
+  Tensor zkeep;
   for (int64_t s = 0; s < st.T; ++s) {
     const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
     // Training and inference make the same BLAS calls on the same buffers: bit-identical outputs.
     if (train) copy_rows(ptr<T>(hp, r0 * H), Hs, n, H);
     const T* hin = Hs;
-    gemm_nt<T>(n, ldz, H, hin, H, W, H, T(0), Z, ldz);
+    const T* Zs = step_gemm<T>(dnn, zkeep, h, n, ldz, H, W, Z);
     if (reset_after) {
       for_rows(n, G, [&](int64_t r) {
-        const T *x = X + (r0 + r) * G, *zh = Z + r * G, *hprev = hin + r * H;
+        const T *x = X + (r0 + r) * G, *zh = Zs + r * G, *hprev = hin + r * H;
         T* gs = train ? ptr<T>(gates, (r0 + r) * G) : nullptr;
         T* hns = train ? ptr<T>(hn, (r0 + r) * H) : nullptr;
         for_cols<T>(H, [&](int64_t j, int64_t k) {
@@ -75,7 +77,7 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
     } else {
       T* Q = ptr<T>(qbuf);
       for_rows(n, 2 * H, [&](int64_t r) {  // r, z and r⊙h
-        const T *x = X + (r0 + r) * G, *zh = Z + r * ldz, *hprev = hin + r * H;
+        const T *x = X + (r0 + r) * G, *zh = Zs + r * ldz, *hprev = hin + r * H;
         T* gs = train ? ptr<T>(gates, (r0 + r) * G) : nullptr;
         for_cols<T>(H, [&](int64_t j, int64_t k) {
           const V rr = sigmoid<T>(V::loadu(x + j, k) + (V::loadu(zh + j, k) + load_b(bias, j, k)));
@@ -94,7 +96,7 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
         const T *x = X + (r0 + r) * G, *hprev = hin + r * H;
         T* gs = train ? ptr<T>(gates, (r0 + r) * G) : nullptr;
         // In inference z was not stored; recompute it from the step's GEMM.
-        const T* zh = Z + r * ldz;
+        const T* zh = Zs + r * ldz;
         for_cols<T>(H, [&](int64_t j, int64_t k) {
           const V nn = (V::loadu(x + 2 * H + j, k) + (V::loadu(ZN + r * H + j, k) + load_b(bias, 2 * H + j, k))).tanh();
           const V zz = gs ? V::loadu(gs + H + j, k)

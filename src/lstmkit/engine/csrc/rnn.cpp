@@ -14,12 +14,14 @@ std::vector<Tensor> forward_impl(bool relu, const Steps& st, const Tensor& xw, c
   Tensor hp = train ? at::empty({N, H}, o) : Tensor();  // h_{t-1} per row, for ∂U
   const T *X = ptr<T>(xw), *W = ptr<T>(w), *bias = ptr<T>(b);
   T *Y = ptr<T>(out), *Hs = ptr<T>(h), *Z = ptr<T>(zr);
+  const OneDnn dnn(w, B);
+  Tensor zkeep;
   for (int64_t s = 0; s < st.T; ++s) {
     const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
     if (train) copy_rows(ptr<T>(hp, r0 * H), Hs, n, H);  // same BLAS call with and without grad
-    gemm_nt<T>(n, H, H, Hs, H, W, H, T(0), Z, H);
+    const T* Zs = step_gemm<T>(dnn, zkeep, h, n, H, H, W, Z);
     for_rows(n, H, [&](int64_t r) {
-      const T *x = X + (r0 + r) * H, *z = Z + r * H;
+      const T *x = X + (r0 + r) * H, *z = Zs + r * H;
       T* y = Y + (r0 + r) * H;
       for_cols<T>(H, [&](int64_t j, int64_t k) {
         V a = V::loadu(z + j, k);
@@ -41,6 +43,7 @@ std::vector<Tensor> backward_impl(bool relu, const Steps& st, const Tensor& grad
   Tensor gy = grad_out.contiguous(), dh = grad_hn.contiguous().clone(), da = at::empty({N, H}, hp.options());
   const T *W = ptr<T>(w), *GY = ptr<T>(gy), *Y = ptr<T>(out);
   T *DH = ptr<T>(dh), *DA = ptr<T>(da);
+  const OneDnn dnn(w.t(), st.B);  // y = da (Uᵀ)ᵀ on oneDNN for large float32 steps
   const V one(T(1)), zero(T(0));
   for (int64_t s = st.T - 1; s >= 0; --s) {
     const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
@@ -53,7 +56,11 @@ std::vector<Tensor> backward_impl(bool relu, const Steps& st, const Tensor& grad
         (relu ? V::blendv(zero, d, y > zero) : d * (one - y * y)).store(DA + row * H + j, k);
       });
     });
-    gemm_nn<T>(n, H, H, DA + r0 * H, H, W, H, T(0), DH, H);  // ∂L/∂h_{t-1} = da U
+    if (dnn.on()) {  // ∂L/∂h_{t-1} = da U
+      copy_rows(DH, dnn.mm(da.narrow(0, r0, n)).data_ptr<T>(), n, H);
+    } else {
+      gemm_nn<T>(n, H, H, DA + r0 * H, H, W, H, T(0), DH, H);
+    }
   }
   Tensor dw = at::mm(da.t(), hp);
   Tensor db = b.defined() ? da.sum(0) : Tensor();

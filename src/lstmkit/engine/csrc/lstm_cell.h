@@ -1,0 +1,157 @@
+// The LSTM family's pointwise math, shared by the sequence engine (lstm.cpp) and the stepper
+// (stream.cpp). lstmkit/cells/lstm.py is the source of truth:
+//
+//   i = σ(z_i + p_i⊙C_{t-1})    f = σ(z_f + p_f⊙C_{t-1})  (or 1 - i, or 1)    C̃ = tanh(z_g) (or z_g)
+//   C_t = f⊙C_{t-1} + i⊙C̃      o = σ(z_o + p_o⊙C_t)      m = o⊙tanh(C_t) (or o⊙C_t)
+//
+// The pass is templated on the variant's structure (which gates exist, coupling, activations) so
+// each registered variant gets straight-line vector code. Peepholes and biases are optional pointers.
+#pragma once
+
+#include "common.h"
+
+namespace lstmkit {
+namespace lstm {
+
+enum : int64_t { IG = 1, FG = 2, OG = 4, CPL = 8, IACT = 16, OACT = 32 };
+
+// A variant's structure fixed at compile time ...
+template <int64_t F>
+struct Fixed {
+  static constexpr bool ig = F & IG, fg = F & FG, og = F & OG, cpl = F & CPL, iact = F & IACT, oact = F & OACT;
+};
+// ... or read at run time, for option combinations no registered variant uses.
+struct Dynamic {
+  bool ig, fg, og, cpl, iact, oact;
+  explicit Dynamic(int64_t f)
+      : ig(f & IG), fg(f & FG), og(f & OG), cpl(f & CPL), iact(f & IACT), oact(f & OACT) {}
+};
+
+// Column blocks of the stacked gates: a gate without weights takes no block.
+template <typename Fl>
+struct Layout {
+  int64_t gi, gf, gg, go;
+  explicit Layout(const Fl& fl) {
+    gi = 0;
+    gf = fl.ig ? 1 : 0;
+    gg = (fl.ig ? 1 : 0) + (fl.fg && !fl.cpl ? 1 : 0);
+    go = gg + 1;
+  }
+};
+
+// Forward pointwise pass for one row. c holds C_{t-1} on entry and C_t on exit. With `save`,
+// C_{t-1}, C_t and the gate activations are kept for backward.
+// The gate blocks of xw, zr and b start every `ld` elements (ld = H, or the stepper's padded width);
+// only columns [j0, j1) are computed (the stepper splits a step's columns across threads).
+template <typename T, typename Fl>
+inline void fwd_row(const Fl& fl, const Layout<Fl>& L, int64_t ld, int64_t j0, int64_t j1, const T* xw, const T* zr,
+                    const T* b, const T* pi, const T* pf, const T* po, T* c, T* cp_save, T* cs_save, T* gates, T* m) {
+  using V = Vec<T>;
+  const int64_t H = ld;
+  for_cols<T>(j0, j1, [&](int64_t j, int64_t k) {
+    auto pre = [&](int64_t gate) {
+      const int64_t o = gate * ld + j;
+      V z = V::loadu(xw + o, k) + V::loadu(zr + o, k);
+      return b ? z + V::loadu(b + o, k) : z;
+    };
+    const V one(T(1));
+    const V cprev = V::loadu(c + j, k);
+    V i = one, f = one, o = one;
+    if (fl.ig) {
+      V zi = pre(L.gi);
+      if (pi) zi = zi + V::loadu(pi + j, k) * cprev;
+      i = sigmoid<T>(zi);
+    }
+    if (fl.cpl) {
+      f = one - i;
+    } else if (fl.fg) {
+      V zf = pre(L.gf);
+      if (pf) zf = zf + V::loadu(pf + j, k) * cprev;
+      f = sigmoid<T>(zf);
+    }
+    V g = pre(L.gg);
+    if (fl.iact) g = g.tanh();
+    const V cn = f * cprev + i * g;  // C_t = f ⊙ C_{t-1} + i ⊙ C̃_t
+    if (fl.og) {
+      V zo = pre(L.go);
+      if (po) zo = zo + V::loadu(po + j, k) * cn;
+      o = sigmoid<T>(zo);
+    }
+    const V a = fl.oact ? cn.tanh() : cn;
+    (o * a).store(m + j, k);
+    cn.store(c + j, k);
+    if (cp_save) {
+      cprev.store(cp_save + j, k);
+      cn.store(cs_save + j, k);
+      if (fl.ig) i.store(gates + L.gi * H + j, k);
+      if (fl.fg && !fl.cpl) f.store(gates + L.gf * H + j, k);
+      g.store(gates + L.gg * H + j, k);
+      if (fl.og) o.store(gates + L.go * H + j, k);
+    }
+  });
+}
+
+// Backward pointwise pass for one row: from dm = ∂L/∂m (dm1 + dm2) and dc = ∂L/∂C_t arriving from
+// step t+1, the pre-activation gradients dz (one block per gate with weights) and, in dc, ∂L/∂C_{t-1}.
+template <typename T, typename Fl>
+inline void bwd_row(const Fl& fl, const Layout<Fl>& L, int64_t H, const T* dm1, const T* dm2, T* dc,
+                    const T* gates, const T* cs, const T* cp, const T* pi, const T* pf, const T* po, T* dz) {
+  using V = Vec<T>;
+  for_cols<T>(0, H, [&](int64_t j, int64_t k) {
+    const V one(T(1));
+    V dm = V::loadu(dm1 + j, k);
+    if (dm2) dm = dm + V::loadu(dm2 + j, k);
+    const V cn = V::loadu(cs + j, k), cprev = V::loadu(cp + j, k);
+    const V i = fl.ig ? V::loadu(gates + L.gi * H + j, k) : one;
+    const V f = fl.cpl ? one - i : (fl.fg ? V::loadu(gates + L.gf * H + j, k) : one);
+    const V g = V::loadu(gates + L.gg * H + j, k);
+    const V o = fl.og ? V::loadu(gates + L.go * H + j, k) : one;
+    const V a = fl.oact ? cn.tanh() : cn;
+    V dcn = V::loadu(dc + j, k) + (fl.oact ? dm * o * (one - a * a) : dm * o);
+    if (fl.og) {
+      const V dzo = dm * a * o * (one - o);
+      dzo.store(dz + L.go * H + j, k);
+      if (po) dcn = dcn + dzo * V::loadu(po + j, k);  // the peephole to o sees C_t
+    }
+    const V dg = dcn * i;
+    (fl.iact ? dg * (one - g * g) : dg).store(dz + L.gg * H + j, k);
+    const V df = dcn * cprev;
+    V dcp = dcn * f;
+    if (fl.ig) {
+      V di = dcn * g;
+      if (fl.cpl) di = di - df;  // f = 1 - i
+      const V dzi = di * i * (one - i);
+      dzi.store(dz + L.gi * H + j, k);
+      if (pi) dcp = dcp + dzi * V::loadu(pi + j, k);
+    }
+    if (fl.fg && !fl.cpl) {
+      const V dzf = df * f * (one - f);
+      dzf.store(dz + L.gf * H + j, k);
+      if (pf) dcp = dcp + dzf * V::loadu(pf + j, k);
+    }
+    dcp.store(dc + j, k);
+  });
+}
+
+// Run `fn(flags_object)` with the registered variants' structures as compile-time constants.
+// float64 (gradchecks, references) always takes the run-time form, to keep the build small.
+template <typename T, typename Fn>
+auto with_flags(int64_t f, const Fn& fn) {
+  if constexpr (!std::is_same<T, float>::value) {
+    return fn(Dynamic(f));
+  } else {
+  switch (f) {
+    case IG | FG | OG | IACT | OACT: return fn(Fixed<IG | FG | OG | IACT | OACT>{});        // lstm, peephole
+    case FG | OG | IACT | OACT: return fn(Fixed<FG | OG | IACT | OACT>{});                  // nig
+    case IG | OG | IACT | OACT: return fn(Fixed<IG | OG | IACT | OACT>{});                  // nfg
+    case IG | FG | IACT | OACT: return fn(Fixed<IG | FG | IACT | OACT>{});                  // nog
+    case IG | FG | OG | OACT: return fn(Fixed<IG | FG | OG | OACT>{});                     // niaf
+    case IG | FG | OG | IACT: return fn(Fixed<IG | FG | OG | IACT>{});                     // noaf
+    case IG | FG | OG | CPL | IACT | OACT: return fn(Fixed<IG | FG | OG | CPL | IACT | OACT>{});  // cifg
+    default: return fn(Dynamic(f));
+  }
+  }
+}
+
+}  // namespace lstm
+}  // namespace lstmkit
