@@ -7,6 +7,7 @@ metric: bits per character, or perplexity per word.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
@@ -58,7 +59,7 @@ def min_train_tokens(cfg: RunConfig, world: int = 1) -> int:
     return (cfg.train.seq_len + 1) * cfg.train.batch_size * world
 
 
-class LMTask:
+class LMTask(ABC):
     name = ""
     summary = ""
     default_preset = ""
@@ -74,8 +75,9 @@ class LMTask:
         if not cfg.data.path:
             raise UsageError(f"{self.name} needs --data {self.data_help}")
 
+    @abstractmethod
     def describe(self, loss: float) -> float:
-        raise NotImplementedError
+        """Defined by each task (characters or words)."""
 
     def check_sizes(self, cfg: RunConfig, data: LMData, world: int = 1) -> None:
         need = min_train_tokens(cfg, world)
@@ -135,11 +137,13 @@ class LMTask:
 
     # ---- generation ---------------------------------------------------------------------------
 
+    @abstractmethod
     def encode_prime(self, vocab, prime: str) -> list[int]:
-        raise NotImplementedError
+        """Defined by each task (characters or words)."""
 
+    @abstractmethod
     def default_prime(self, vocab) -> str:
-        raise NotImplementedError
+        """Defined by each task (characters or words)."""
 
     @torch.no_grad()
     def generate(self, model, vocab, prime: str, length: int, temperature: float = 1.0, top_k: int = 0,
