@@ -373,7 +373,7 @@ def test_cell_matches_torch(kind, batched, give_hx, bias, dtype, gen):
     b = b if isinstance(b, tuple) else (b,)
     assert len(a) == len(b)
     weights = [torch.randn(t.shape, generator=gen, dtype=dtype) for t in a]
-    for u, v, w in zip(a, b, weights):
+    for u, v in zip(a, b):
         assert u.shape == v.shape == (*lead, H)
         torch.testing.assert_close(v, u, **tol(dtype))
     sum((t * w).sum() for t, w in zip(a, weights)).backward()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +22,7 @@ def project(x: Tensor, weight: Tensor, bias: Tensor | None, ln_weight: Tensor | 
     return y if bias is None else y + bias
 
 
-def init_uniform(params: dict[str, Tensor], hidden_size: int) -> None:
+def init_uniform(params: Iterable[tuple[str, Tensor]], hidden_size: int) -> None:
     """torch.nn's default: every weight and bias ~ U(-1/√H, 1/√H), in registration order.
 
     Layer-norm gains start at 1 and layer-norm shifts at 0, as in torch.nn.LayerNorm.
@@ -29,7 +30,7 @@ def init_uniform(params: dict[str, Tensor], hidden_size: int) -> None:
     """
     k = 1.0 / math.sqrt(hidden_size)
     with torch.no_grad():
-        for name, p in params.items():
+        for name, p in params:
             if name.startswith("weight_ln"):
                 p.fill_(1.0)
             elif name.startswith("bias_ln"):

@@ -27,7 +27,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lstmkit", description="LSTM-family networks: train, sample, evaluate, compare.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-    for name, module in SUBCOMMANDS.items():
+    for module in SUBCOMMANDS.values():
         module.add_parser(sub)
     return parser
 

@@ -48,7 +48,7 @@ def reset_parameters(groups: list[dict], spec, hidden_size: int, forget_bias: fl
     effective bias, is exactly ``forget_bias``. ``None`` keeps torch's default, and then
     the same seed gives the same values as torch.nn.LSTM.
     """
-    init_uniform({f"{k}#{j}": v for j, g in enumerate(groups) for k, v in g.items()}, hidden_size)
+    init_uniform((item for g in groups for item in g.items()), hidden_size)
     rows = spec.forget_bias_slice(hidden_size)
     if forget_bias is None or rows is None:
         return

@@ -125,7 +125,9 @@ class RecurrentBase(nn.Module):
         packed = isinstance(input, PackedSequence)
         if packed:
             data, batch_sizes_t, sorted_idx, unsorted_idx = input
-            self._check_input(data, 2)
+            if data.dim() != 2:
+                raise ValueError(f"{name}: packed input data must be 2-D (N, input_size); got {data.dim()}-D")
+            self._check_input(data)
             batch_sizes = batch_sizes_t.tolist()
             unbatched = False
         else:
@@ -134,7 +136,7 @@ class RecurrentBase(nn.Module):
             if input.dim() not in (2, 3):
                 raise ValueError(f"{name}: input must be 2-D (unbatched: T, input_size) or 3-D (batched); "
                                  f"got {input.dim()}-D of shape {tuple(input.shape)}")
-            self._check_input(input, input.dim())
+            self._check_input(input)
             unbatched = input.dim() == 2
             x = input.unsqueeze(0 if self.batch_first else 1) if unbatched else input
             if self.batch_first:
@@ -180,10 +182,9 @@ class RecurrentBase(nn.Module):
         names = records[0][0].keys()
         return {k: torch.stack([torch.stack([padded(r[k]) for r in layer]) for layer in records]) for k in names}
 
-    def _check_input(self, x: Tensor, expected_dim: int) -> None:
+    def _check_input(self, x: Tensor) -> None:
+        """Feature size and dtype; the caller has checked the rank."""
         name = type(self).__name__
-        if x.dim() != expected_dim:
-            raise ValueError(f"{name}: packed input data must be 2-D (N, input_size); got {x.dim()}-D")
         if x.shape[-1] != self.input_size:
             raise ValueError(f"{name}: input has {x.shape[-1]} features in its last dimension; "
                              f"expected input_size={self.input_size}")
