@@ -5,13 +5,14 @@ Config resolution: the task's default preset (or ``--preset``), then ``--config 
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
 
 from ..errors import UsageError
 from ..registry import variants
-from ..tasks import get_task, tasks
+from ..tasks import get_task, option_fields, tasks
 from ..train import checkpoint as ckpt
 from ..train import distributed
 from ..train.config import PRESETS, RunConfig, apply_dict, from_preset, load_toml
@@ -61,6 +62,30 @@ def _dest(flag: str) -> str:
     return flag.lstrip("-").replace("-", "_")
 
 
+def task_option_flags() -> dict:
+    """{flag: (field name, type, help, choices, [tasks that have it])} over every task's Options.
+
+    Two tasks may share an option (e.g. --window) when they give it the same type.
+    """
+    core = {f for f, *_ in FLAGS} | {"--preset", "--config", "--out", "--resume", "--force", "--bidirectional",
+                                     "--tie-weights", "--help"}
+    flags: dict = {}
+    for name in tasks():
+        for f in option_fields(get_task(name)):
+            flag = "--" + f.name.replace("_", "-")
+            kind = type(f.default)
+            if flag in core:
+                raise ValueError(f"task {name}: option {f.name!r} clashes with the core flag {flag}")
+            if flag in flags:
+                if flags[flag][1] is not kind:
+                    raise ValueError(f"task {name}: option {flag} has type {kind.__name__}, but task "
+                                     f"{flags[flag][4][0]} gives it {flags[flag][1].__name__}")
+                flags[flag][4].append(name)
+            else:
+                flags[flag] = (f.name, kind, f.metadata.get("help", ""), f.metadata.get("choices", ()), [name])
+    return flags
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model (charlm, wordlm, ...) into a run directory",
                        description="Train a model. Config: preset, then --config TOML, then flags.")
@@ -76,14 +101,31 @@ def add_parser(sub) -> None:
                    help="share the embedding and decoder weights")
     for flag, _, _, kind, help_text in FLAGS:
         p.add_argument(flag, type=kind, default=None, help=help_text)
+    for flag, (name, kind, help_text, choices, owners) in task_option_flags().items():
+        extra = (f"; one of: {', '.join(map(str, choices))}" if choices else "") + f" [{', '.join(owners)}]"
+        if kind is bool:
+            p.add_argument(flag, dest="opt_" + name, action=argparse.BooleanOptionalAction, default=None,
+                           help=help_text + extra)
+        else:
+            p.add_argument(flag, dest="opt_" + name, type=kind, default=None, help=help_text + extra)
     p.set_defaults(run=run)
 
 
 def _overrides(args) -> dict:
-    """{(section, field): value} for the flags actually given."""
+    """{(section, field): value} for the flags actually given; UsageError for another task's option."""
     given = {("model", "bidirectional"): args.bidirectional, ("model", "tie_weights"): args.tie_weights}
     for flag, section, field, _, _ in FLAGS:
         given[(section, field)] = getattr(args, _dest(flag))
+    own = {f.name for f in option_fields(get_task(args.task))}
+    for flag, (name, _, _, _, owners) in task_option_flags().items():
+        value = getattr(args, "opt_" + name, None)
+        if value is None:
+            continue
+        if name not in own:
+            have = ", ".join("--" + n.replace("_", "-") for n in sorted(own)) or "none"
+            raise UsageError(f"{flag} is an option of {', '.join(owners)}, not of {args.task} "
+                             f"(options of {args.task}: {have})")
+        given[("options", name)] = value
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -173,5 +215,5 @@ def run(args) -> int:
     print(f"done ({summary['stopped']}): {summary['steps']} steps, {summary['epochs']} epochs, "
           f"{summary['train_seconds']:.0f} s, {summary['tokens_per_second']:,.0f} tokens/s; {best_text}")
     print(f"run directory: {out}  (checkpoint.json, metrics.csv, curve.png, summary.json)")
-    print(f"next: lstmkit generate {out}    lstmkit evaluate {out}")
+    print("next: " + "    ".join(f"lstmkit {c} {out}" for c in task.next_commands))
     return 0

@@ -1,12 +1,13 @@
 """The task registry: what ``lstmkit train TASK`` can train.
 
-A task turns a config into data, a model, batches, a loss and an evaluation; the
-trainer does the rest. Later tasks (forecast, classify, translate, music, adding, ...)
-register themselves here the same way and then appear in the CLI and ``lstmkit info``.
+A task (:class:`~lstmkit.tasks.base.Task`) turns a config into data, a model, batches,
+a loss and an evaluation; the trainer does the rest. Each task module registers its
+task (and its presets) on import, and is then in the CLI and ``lstmkit info``.
 """
 from __future__ import annotations
 
 from ..errors import UsageError
+from .base import Task
 
 _TASKS: dict = {}
 
@@ -16,6 +17,12 @@ def register_task(task):
         raise ValueError(f"task {task.name!r} is already registered")
     _TASKS[task.name] = task
     return task
+
+
+def option_fields(task) -> list:
+    """The dataclass fields of a task's Options ([] when it has none)."""
+    import dataclasses
+    return list(dataclasses.fields(task.Options)) if task.Options is not None else []
 
 
 def tasks() -> list[str]:

@@ -7,18 +7,19 @@ metric: bits per character, or perplexity per word.
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from ..data.text import CharVocab, WordVocab, batchify, ptb_tokens, read_ptb_dir, read_text
+from ..data.text import CharVocab, WordVocab, batchify, ptb_tokens, read_ptb_dir, read_text, vocab_from_json
 from ..errors import UsageError
 from ..models.lm import LanguageModel
 from ..train.config import RunConfig
 from ..train.trainer import StepOutput
 from . import register_task
+from .base import Task
 
 
 @dataclass
@@ -27,6 +28,10 @@ class LMData:
     train: torch.Tensor | None  # token ids, 1-D long
     valid: torch.Tensor | None
     test: torch.Tensor | None = None
+
+    @property
+    def state(self):  # the task state (see tasks/base.py) of a language model is its vocabulary
+        return self.vocab
 
 
 class LMBatches:
@@ -59,12 +64,10 @@ def min_train_tokens(cfg: RunConfig, world: int = 1) -> int:
     return (cfg.train.seq_len + 1) * cfg.train.batch_size * world
 
 
-class LMTask(ABC):
-    name = ""
-    summary = ""
-    default_preset = ""
+class LMTask(Task):
+    next_commands = ("generate", "evaluate")
     metric_name = ""  # "bpc" or "ppl"
-    unit = ""  # "char" or "word"
+    unit = ""  # "character" or "word"
 
     # ---- config and data ------------------------------------------------------------------
 
@@ -78,6 +81,12 @@ class LMTask(ABC):
     @abstractmethod
     def describe(self, loss: float) -> float:
         """Defined by each task (characters or words)."""
+
+    def state_to_json(self, vocab) -> dict:
+        return vocab.to_json()
+
+    def state_from_json(self, d: dict):
+        return vocab_from_json(d)
 
     def check_sizes(self, cfg: RunConfig, data: LMData, world: int = 1) -> None:
         need = min_train_tokens(cfg, world)
@@ -97,9 +106,9 @@ class LMTask(ABC):
 
     # ---- model, batches, loss ---------------------------------------------------------------
 
-    def build_model(self, cfg: RunConfig, vocab_size: int) -> LanguageModel:
+    def build_model(self, cfg: RunConfig, vocab) -> LanguageModel:
         m = cfg.model
-        return LanguageModel(vocab_size, cell=m.cell, hidden_size=m.hidden, num_layers=m.layers, embed_size=m.embed,
+        return LanguageModel(len(vocab), cell=m.cell, hidden_size=m.hidden, num_layers=m.layers, embed_size=m.embed,
                              dropout=m.dropout, proj_size=m.proj, recurrent_dropout=m.recurrent_dropout,
                              zoneout=m.zoneout, tie_weights=m.tie_weights, init_range=m.init_range)
 

@@ -2,7 +2,7 @@
 
 A run directory holds:
 
-* ``checkpoint.json``: the commit point. Task, config, vocabulary, progress counters,
+* ``checkpoint.json``: the commit point. Task, config, task state (e.g. the vocabulary), progress counters,
   lr schedule, the optimiser's non-tensor state, Python/NumPy RNG states, and the names
   and SHA-256 of the tensor files below. It is replaced (``os.replace``) only after the
   files it names are complete, so a crash at any moment leaves a consistent pair.
@@ -66,7 +66,7 @@ def save_checkpoint(run_dir, *, model_state: dict, optimizer: torch.optim.Optimi
                     best: tuple[int, dict] | None) -> None:
     """Write ``state-<step>`` (and ``best-<step>`` if new), then commit ``checkpoint.json``.
 
-    ``meta`` holds the JSON part (task, config, vocab, trainer state); ``best`` is
+    ``meta`` holds the JSON part (task, config, task_state, trainer state); ``best`` is
     (step, state_dict) of the best weights or None.
     """
     run = Path(run_dir)
@@ -145,7 +145,7 @@ def read_meta(run_dir) -> dict:
         raise UsageError(f"checkpoint {str(run / META)!r} is corrupt or truncated (not valid JSON)") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise UsageError(f"checkpoint {str(run / META)!r} is not an {FORMAT} checkpoint")
-    for key in ("task", "config", "vocab", "trainer", "files"):
+    for key in ("task", "config", "task_state", "trainer", "files"):
         if key not in doc:
             raise UsageError(f"checkpoint {str(run / META)!r} is corrupt: it has no {key!r} entry")
     return doc

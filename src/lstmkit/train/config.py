@@ -81,9 +81,13 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    options: object = None  # the task's own settings: an instance of its Options dataclass, or None
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if self.options is None:
+            d.pop("options")
+        return d
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "config") -> "RunConfig":
@@ -92,7 +96,7 @@ class RunConfig:
         return cfg
 
 
-SECTIONS = ("model", "data", "train")
+SECTIONS = ("model", "data", "train")  # the sections every task has; a task's Options are [options]
 
 # Named presets: (task, summary, overrides by section). minGPT-style dicts on top of the defaults.
 PRESETS: dict[str, tuple[str, str, dict]] = {
@@ -126,6 +130,20 @@ SCHEDULES = ("none", "step", "plateau")
 REDUCTIONS = ("mean", "sum-time")
 
 
+def register_preset(name: str, task: str, summary: str, overrides: dict) -> None:
+    """Add a named preset (task modules call this on import, next to register_task)."""
+    if name in PRESETS:
+        raise ValueError(f"preset {name!r} is already registered")
+    PRESETS[name] = (task, summary, overrides)
+
+
+def default_options(task: str):
+    """A fresh instance of the task's Options dataclass, or None when the task has none."""
+    from ..tasks import get_task  # tasks import this module: resolve at call time
+    options = get_task(task).Options
+    return options() if options is not None else None
+
+
 def preset_names(task: str | None = None) -> list[str]:
     return [n for n, (t, _, _) in PRESETS.items() if task is None or t == task]
 
@@ -134,21 +152,27 @@ def from_preset(name: str) -> RunConfig:
     if name not in PRESETS:
         raise UsageError(f"unknown preset {name!r}; expected one of: {', '.join(PRESETS)}")
     task, _, overrides = PRESETS[name]
-    cfg = RunConfig(task=task, preset=name)
+    cfg = RunConfig(task=task, preset=name, options=default_options(task))
     apply_dict(cfg, overrides, f"preset {name}")
     return cfg
 
 
 def apply_dict(cfg: RunConfig, d: dict, where: str) -> None:
     """Set ``cfg``'s fields from a nested dict {task, preset, model: {...}, ...}, checking names and types."""
-    for key, value in d.items():
+    for key, value in sorted(d.items(), key=lambda kv: kv[0] != "task"):  # the task first: it decides [options]
         if key in ("task", "preset"):
             if not isinstance(value, str):
                 raise UsageError(f"{where}: {key} must be a string; got {value!r}")
+            if key == "task" and (value != cfg.task or cfg.options is None):
+                cfg.options = default_options(value)
             setattr(cfg, key, value)
-        elif key in SECTIONS:
+        elif key in SECTIONS or key == "options":
             if not isinstance(value, dict):
                 raise UsageError(f"{where}: [{key}] must be a table")
+            if key == "options" and cfg.options is None:
+                if value:
+                    raise UsageError(f"{where}: task {cfg.task!r} has no [options]")
+                continue
             section = getattr(cfg, key)
             names = [f.name for f in dataclasses.fields(section)]
             for k, v in value.items():
@@ -157,7 +181,7 @@ def apply_dict(cfg: RunConfig, d: dict, where: str) -> None:
                 setattr(section, k, _coerce(getattr(section, k), v, f"{where}: {key}.{k}"))
         else:
             raise UsageError(f"{where}: unknown key {key!r}; expected task, preset or a "
-                             f"[{'], ['.join(SECTIONS)}] table")
+                             f"[{'], ['.join(SECTIONS + ('options',))}] table")
 
 
 def _coerce(default, value, what: str):
@@ -207,7 +231,8 @@ def to_toml(cfg: RunConfig) -> str:
         return repr(v)
     lines = ["# lstmkit resolved run config: `lstmkit train --config` reads it back",
              f"task = {value(cfg.task)}", f"preset = {value(cfg.preset)}"]
-    for s in SECTIONS:
+    sections = SECTIONS + (("options",) if cfg.options is not None else ())
+    for s in sections:
         lines += ["", f"[{s}]"] + [f"{k} = {value(v)}" for k, v in dataclasses.asdict(getattr(cfg, s)).items()]
     return "\n".join(lines) + "\n"
 
@@ -248,5 +273,11 @@ def validate(cfg: RunConfig) -> None:
                              ("loss_reduction", t.loss_reduction, REDUCTIONS)):
         if v not in allowed:
             raise UsageError(f"unknown {flag.lstrip('-')} {v!r}; expected one of: {', '.join(allowed)}")
+    if cfg.options is not None:
+        for f in dataclasses.fields(cfg.options):
+            choices, v = f.metadata.get("choices", ()), getattr(cfg.options, f.name)
+            if choices and v not in choices:
+                raise UsageError(f"unknown {f.name.replace('_', '-')} {v!r}; expected one of: "
+                                 f"{', '.join(map(str, choices))}")
     if t.epochs == 0 and t.max_steps == 0 and t.time_budget == 0:
         raise UsageError("nothing to train: --epochs, --max-steps and --time-budget are all 0")

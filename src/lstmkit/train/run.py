@@ -15,7 +15,6 @@ import torch
 
 from .. import __version__
 from ..errors import UsageError
-from ..data.text import vocab_from_json
 from ..tasks import get_task
 from . import checkpoint as ckpt
 from . import distributed
@@ -62,9 +61,11 @@ def check_fresh_run_dir(out: Path, force: bool) -> None:
                          f"refusing to delete it even with --force")
 
 
-def clear_run_dir(out: Path) -> None:
+def clear_run_dir(out: Path, task=None) -> None:
+    """Delete what a run writes (and only that) from ``out``."""
+    names = set(RUN_FILES) | set(getattr(task, "run_files", ()))
     for f in out.iterdir():
-        if f.name in RUN_FILES or f.suffix in (".safetensors", ".tmp") or f.name == "tensorboard":
+        if f.name in names or f.suffix in (".safetensors", ".tmp") or f.name == "tensorboard":
             shutil.rmtree(f) if f.is_dir() else f.unlink()
 
 
@@ -91,14 +92,14 @@ def train(cfg: RunConfig, out, *, resume: bool = False, force: bool = False, cal
 
 
 def _train(cfg, out, task, meta, rank, world, force, callbacks, progress) -> dict:
-    vocab = vocab_from_json(meta["vocab"]) if meta else None
-    data = task.load(cfg, vocab)
+    state = task.state_from_json(meta["task_state"]) if meta else None
+    data = task.load(cfg, state)
     task.check_sizes(cfg, data, world)
     state_tensors = ckpt.read_tensors(out, meta, "state") if meta else None
     best_tensors = ckpt.read_tensors(out, meta, "best") if meta and "best" in meta["files"] else None
 
     seed_everything(cfg.train.seed)
-    model = task.build_model(cfg, len(data.vocab)).to(cfg.train.device)
+    model = task.build_model(cfg, data.state).to(cfg.train.device)
     if world > 1:
         torch.manual_seed(cfg.train.seed + rank)  # each process its own dropout masks
     optimizer = make_optimizer(cfg, model.parameters())
@@ -119,7 +120,7 @@ def _train(cfg, out, task, meta, rank, world, force, callbacks, progress) -> dic
             return
         best = (trainer.state.best_step, trainer.best_weights) if trainer.best_weights is not None else None
         ckpt.save_checkpoint(out, model_state=model.state_dict(), optimizer=optimizer, carry=trainer.carry,
-                             meta={"task": cfg.task, "config": cfg.to_dict(), "vocab": data.vocab.to_json(),
+                             meta={"task": cfg.task, "config": cfg.to_dict(), "task_state": task.state_to_json(data.state),
                                    "trainer": trainer.state_dict(), "lstmkit": __version__,
                                    "torch": torch.__version__, "world_size": world},
                              best=best)
@@ -127,7 +128,7 @@ def _train(cfg, out, task, meta, rank, world, force, callbacks, progress) -> dic
     if meta is None and rank == 0:  # every check has passed: now the run directory may change
         out.mkdir(parents=True, exist_ok=True)
         if force:
-            clear_run_dir(out)
+            clear_run_dir(out, task)
     distributed.barrier()
 
     cbs = list(callbacks)
@@ -161,6 +162,8 @@ def _train(cfg, out, task, meta, rank, world, force, callbacks, progress) -> dic
         "parameters": sum(p.numel() for p in model.parameters()),
         "world_size": world, "ranks_in_sync": in_sync,
     }
+    if rank == 0 and reason != "interrupted":
+        summary.update(_finish(task, model, trainer, data, cfg, out))
     if rank == 0:
         (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
         if (out / "metrics.csv").is_file():
@@ -169,6 +172,18 @@ def _train(cfg, out, task, meta, rank, world, force, callbacks, progress) -> dic
     if not in_sync:
         raise RuntimeError("DDP ranks ended with different parameters")
     return summary
+
+
+def _finish(task, model, trainer, data, cfg, out: Path) -> dict:
+    """The task's own report (test metrics, plots) on the best-validation weights, if any."""
+    if trainer.best_weights is None:
+        return task.finish(model, data, cfg, out)
+    current = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(trainer.best_weights)
+    try:
+        return task.finish(model, data, cfg, out)
+    finally:
+        model.load_state_dict(current)
 
 
 def _restore(trainer, model, optimizer, meta, state_tensors, best_tensors, carry: bool = True) -> None:
@@ -194,7 +209,7 @@ def _restore(trainer, model, optimizer, meta, state_tensors, best_tensors, carry
 
 
 def load_run(run_dir, which: str = "best"):
-    """(task, config, vocab, model in eval mode, meta) of a run, for generate / evaluate.
+    """(task, config, task state, model in eval mode, meta) of a run, for generate / evaluate / predict.
 
     ``which``: "best" (the weights with the best validation loss, when there are any) or
     "last" (the latest checkpoint).
@@ -203,12 +218,12 @@ def load_run(run_dir, which: str = "best"):
     task = get_task(meta["task"])
     try:
         cfg = RunConfig.from_dict(meta["config"], f"{run_dir}/checkpoint.json")
-        vocab = vocab_from_json(meta["vocab"])
-    except (KeyError, TypeError) as e:
+        state = task.state_from_json(meta["task_state"])
+    except (KeyError, TypeError, ValueError) as e:
         raise UsageError(f"checkpoint in {str(run_dir)!r} is corrupt: {e}") from None
     key = "best" if which == "best" and "best" in meta["files"] else "state"
     model_state, _, _, _ = ckpt.split_tensors(ckpt.read_tensors(run_dir, meta, key))
-    model = task.build_model(cfg, len(vocab))
+    model = task.build_model(cfg, state)
     try:
         model.load_state_dict(model_state, strict=True)
     except RuntimeError as e:
@@ -216,7 +231,7 @@ def load_run(run_dir, which: str = "best"):
                          f"{str(e).strip().splitlines()[0]}") from None
     set_threads(cfg.train.threads)
     model.to(cfg.train.device).eval()
-    return task, cfg, vocab, model, meta
+    return task, cfg, state, model, meta
 
 
 def describe_time(seconds: float) -> str:
