@@ -7,7 +7,7 @@ task (and its presets) on import, and is then in the CLI and ``lstmkit info``.
 from __future__ import annotations
 
 from ..errors import UsageError
-from .base import Task
+from .base import Task, option  # noqa: F401  (re-exported: what task modules build on)
 
 _TASKS: dict = {}
 

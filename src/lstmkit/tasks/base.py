@@ -44,6 +44,7 @@ class Task(ABC):
 
     def check_config(self, cfg) -> None:
         """UsageError for settings this task cannot use (called before any file is read)."""
+        return None
 
     @abstractmethod
     def load(self, cfg, state=None):
@@ -54,6 +55,7 @@ class Task(ABC):
 
     def check_sizes(self, cfg, data, world: int = 1) -> None:
         """UsageError when the data cannot fill one batch (called before the run directory changes)."""
+        return None
 
     @abstractmethod
     def state_to_json(self, state) -> dict:
