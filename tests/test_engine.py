@@ -218,6 +218,43 @@ def test_other_dtypes_use_the_reference(ext, engine_calls):
     assert not engine_calls
 
 
+# bfloat16 keeps 8 significant bits: each rounding is off by up to 2^-9 relative, and a product
+# of K terms rounded on input drifts by ~sqrt(K) of those. Against the float32 result, 3e-2 of
+# each tensor's scale holds those errors with room while catching a wrong dtype path (~1).
+BF16_RTOL = 3e-2
+
+
+@pytest.mark.parametrize("variant", ["lstm", "peephole", "gru", "rnn"])
+def test_autocast_bf16(ext, engine_calls, monkeypatch, gen, variant):
+    """Under CPU autocast both paths run the input projection in bf16 and the recurrence in
+    float32, and both stay within bf16 error of the float32 result. Default init: with the
+    large random weights of the other tests a tanh RNN is chaotic and amplifies any rounding."""
+    torch.manual_seed(0)
+    for layers in (1, 2):
+        m = lstmkit.make_layer(variant, 16, 24, num_layers=layers, bidirectional=True)
+        x, hx, _ = _inputs(m, 9, 3, torch.float32, gen, packed=False)
+        weight = torch.randn(9 * 3 * 48, generator=gen)
+
+        def run(autocast):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                return _run(m, x, hx, None, weight)
+
+        monkeypatch.setenv("LSTMKIT_ENGINE", "0")
+        ref, exact = run(True), run(False)
+        monkeypatch.setenv("LSTMKIT_ENGINE", "1")
+        engine_calls.clear()
+        got = run(True)
+        assert len(engine_calls) == 2 * layers, "the engine must run every layer-direction under autocast"
+        assert got["out"].dtype == torch.float32 and got["state0"].dtype == torch.float32
+        if layers == 1:  # the same bf16 projection, then float32 on both paths (deeper layers round
+            assert_close_scaled(got["out"], ref["out"], "out")  # their inputs to bf16, which can flip)
+        for name in got:
+            scale = max(1.0, exact[name].abs().max().item())
+            for which, res in (("engine", got), ("reference", ref)):
+                torch.testing.assert_close(res[name], exact[name], rtol=BF16_RTOL, atol=BF16_RTOL * scale,
+                                           msg=lambda s, n=name, w=which: f"{w} {n} vs float32: {s}")
+
+
 def test_env_var(ext, engine_calls, monkeypatch):
     m = lstmkit.GRU(4, 6)
     x = torch.randn(3, 2, 4)

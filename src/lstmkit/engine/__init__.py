@@ -9,7 +9,8 @@ pre-activation gradients per step and the weight gradients as GEMMs over all ste
 
 Covered: every LSTM variant except ``fgr``, with peepholes, coupling, Greff's ablations
 and ``proj_size``; GRU (both reset modes); RNN (tanh, relu); float32 and float64;
-variable lengths, stacked and bidirectional. The reference loop keeps ``fgr``, layer
+variable lengths, stacked and bidirectional; bfloat16 under ``torch.autocast("cpu")`` with the
+input projection in bf16 and the recurrence in float32 (see ``function.run``). The reference loop keeps ``fgr``, layer
 norm, recurrent dropout, zoneout, ``return_internals`` and other dtypes/devices.
 
 Large float32 products go to oneDNN (AVX-512 here, ~2.5x MKL's AVX2 sgemm on this AMD CPU)
@@ -122,7 +123,7 @@ def input_projection(spec, x: torch.Tensor, p: dict) -> torch.Tensor:
     products, where its fixed cost per call dominates) this is just ``spec.input_projection``.
     """
     w, b = p["weight_ih"], p.get("bias_ih")
-    if (x.dtype != torch.float32 or 2.0 * x.shape[0] * w.shape[0] * w.shape[1] < onednn_min_flops()
+    if (x.dtype != torch.float32 or torch.is_autocast_enabled("cpu") or 2.0 * x.shape[0] * w.shape[0] * w.shape[1] < onednn_min_flops()
             or (torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, w, b)))):
         return spec.input_projection(x, p)
     try:

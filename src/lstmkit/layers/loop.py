@@ -101,8 +101,11 @@ def run_stack(spec, params: list[list[dict]], x: Tensor, batch_sizes: list[int],
                 zone = tuple((torch.rand(N, w, device=x.device) < z if training else float(z)) if z else None
                              for z, w in zip(zoneout, widths))
             xw = project(x, p)  # all time steps in one GEMM: (N, G·H)
-            out, state, rec = run(spec, p, xw, batch_sizes, s0, reverse=d == 1,
-                                  h_mask=h_mask, zone=zone, record=record)
+            # Under CPU autocast that GEMM ran in bf16; the recurrence stays in x's dtype on both
+            # paths, so rounding does not compound from step to step (engine/function.py: run).
+            with torch.autocast("cpu", enabled=False):
+                out, state, rec = run(spec, p, xw.to(x.dtype), batch_sizes, s0, reverse=d == 1,
+                                      h_mask=h_mask, zone=zone, record=record)
             outs.append(out)
             layer_records.append(rec)
             for f, s in zip(finals, state):
