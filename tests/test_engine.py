@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -283,6 +284,23 @@ def test_cached_build_is_reused(ext):
     assert info["dir"] == str(build.build_dir())
     assert info["compiled"] is False
     assert info["so_mtime_ns"] == mtime == so.stat().st_mtime_ns
+
+
+def test_another_checkout_reuses_the_build(ext, tmp_path):
+    """A second checkout of the same sources (a worktree, a CI clone) loads the cached module:
+    the build compiles staged copies, not paths inside either checkout."""
+    so = build.build_dir() / f"{build.module_name()}.so"
+    mtime = so.stat().st_mtime_ns
+    package = tmp_path / "checkout" / "lstmkit"
+    shutil.copytree(Path(lstmkit.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    code = ("import json; from lstmkit.engine import build; build.compile_and_load(); "
+            "print(json.dumps({**build.last_build, 'file': build.__file__}))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "LSTMKIT_ENGINE": "1", "PYTHONPATH": str(package.parent)})
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert info["file"].startswith(str(package))
+    assert info["compiled"] is False and info["so_mtime_ns"] == mtime
 
 
 def test_build_dir_follows_sources_and_cache_var(monkeypatch, tmp_path):
