@@ -189,7 +189,7 @@ class _TwoLayers(torch.nn.Module):
     def forward(self, x):
         _, h = self.enc(x)
         state, outs = None, []
-        for t in range(3):
+        for _ in range(3):
             y, state = self.dec(h[-1:], state)  # (1, B, 4) per call
             outs.append(y)
         return torch.cat(outs)
