@@ -12,6 +12,9 @@ opens from disk without a server or a network. It shows
 * the interpretable cells found by :func:`lstmkit.inspect.features.search_cells`, each a
   link to its coloured view, and the selected cell's correlation with every feature.
 
+``page.html#q=c&layer=1&cell=17&feature=in_comment&heatmap=i`` opens on a given view
+(``layer`` indexes the layer menu: layer, then direction).
+
 Values travel as one byte per cell and step (base64), cell-major. Sigmoid gates are stored
 on their fixed [0, 1] scale; everything else (g, n, c, h) relative to the cell's own
 largest |value| over the text, whose scale is stored next to it. Both map to a colour
@@ -218,6 +221,15 @@ D.quantities.forEach((q) => option($("hmq"), q.name, q.label));
 D.features.forEach((f) => option($("feature"), f.name, f.label));
 const gates = D.quantities.filter((q) => q.kind === "gate");
 state.hmq = (Q.f ? "f" : (gates.length ? gates[0].name : D.quantities[0].name));
+// page.html#q=c&layer=1&cell=17&feature=in_comment&heatmap=i opens on that view
+(location.hash || "").replace(/^#/, "").split("&").forEach((kv) => {
+  const [k, v] = kv.split("=").map(decodeURIComponent);
+  if (k === "q" && Q[v]) state.q = v;
+  else if (k === "layer" && D.layers[Number(v)]) state.ld = Number(v);
+  else if (k === "cell" && v !== "" && !isNaN(Number(v))) state.cell = Number(v);
+  else if (k === "feature" && D.features.some((f) => f.name === v)) state.feature = v;
+  else if (k === "heatmap" && Q[v]) state.hmq = v;
+});
 
 // ---- the text ----------------------------------------------------------------------------
 const spans = [];
@@ -244,7 +256,7 @@ function correlation(a, b) {  // Pearson r of two equally long arrays
     const x = a[k] - ma, y = b[k] - mb;
     sab += x * y; saa += x * x; sbb += y * y;
   }
-  return saa > 0 && sbb > 0 ? sab / Math.sqrt(saa * sbb) : 0;
+  return saa > 0 && sbb > 0 ? sab / Math.sqrt(saa * sbb) : null;  // null: a constant has no correlation
 }
 
 function render() {
@@ -262,8 +274,10 @@ function render() {
   $("legend").textContent = q.label + ", " + D.layers[state.ld].label + ", cell " + state.cell + " of " + W +
     " (colour range " + range + ")";
   const series = bl.subarray(off, off + T);
-  $("corr").textContent = D.features.length ? "this cell's r with: " + D.features.map((f) =>
-    f.label + " " + correlation(series, featureValues(f.name)).toFixed(2)).join(", ") : "";
+  $("corr").textContent = D.features.length ? "this cell's r with: " + D.features.map((f) => {
+    const r = correlation(series, featureValues(f.name));
+    return f.label + " " + (r === null ? "\u2013" : r.toFixed(2));
+  }).join(", ") : "";
   document.body.dataset.cell = state.q + "/" + state.ld + "/" + state.cell;
   drawHeatmap();
 }
@@ -273,7 +287,7 @@ const canvas = $("heatmap");
 let hm = {key: null, rowPx: 3, colPx: 2};
 function drawHeatmap() {
   const q = Q[state.hmq], W = q.width, key = state.hmq + "/" + state.ld;
-  hm.rowPx = W <= 128 ? 3 : 2; hm.colPx = T <= 1500 ? 2 : 1;
+  hm.rowPx = W <= 128 ? 3 : 2; hm.colPx = T <= 2000 ? 3 : 2;  // wide: the box scrolls sideways
   if (hm.key !== key) {
     const bl = block(state.hmq, state.ld), ctx = canvas.getContext("2d");
     canvas.width = T; canvas.height = W;
