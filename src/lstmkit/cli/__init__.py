@@ -11,8 +11,10 @@ import sys
 
 from ..errors import UsageError
 from . import demo, evaluate, generate, info, train
+from . import inspect as inspect_cmd
 
 SUBCOMMANDS = {"train": train, "generate": generate, "evaluate": evaluate, "info": info, "demo": demo}
+SUBCOMMANDS["inspect"] = inspect_cmd
 
 __all__ = ["main", "build_parser", "UsageError"]
 
