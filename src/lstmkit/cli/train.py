@@ -201,7 +201,7 @@ def run(args) -> int:
         verb = "resuming" if args.resume else "training"
         m = cfg.model
         print(f"{verb} {cfg.task} ({cfg.preset or 'no preset'}): {m.layers}x{m.hidden} {m.cell} on "
-              f"{cfg.data.path} -> {out}", flush=True)
+              f"{cfg.data.path or 'the built-in data'} -> {out}", flush=True)
     summary = train(cfg, out, resume=args.resume, force=args.force)
     if rank != 0:
         return 0
