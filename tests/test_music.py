@@ -38,8 +38,8 @@ def chords(n: int, shift: int = 0) -> list[list[int]]:
 
 
 def write_json_data(tmp_path, name="rolls.json", **overrides):
-    d = {"train": [chords(12 + i, i % 3) for i in range(6)], "valid": [chords(10), chords(9, 2)],
-         "test": [chords(11, 1), chords(8)]}
+    d = {"train": [chords(12 + i, i % 3) for i in range(6)], "valid": [chords(10), chords(9, 2), []],
+         "test": [chords(11, 1), chords(8)]}  # the empty piece is left out
     d.update(overrides)
     p = tmp_path / name
     p.write_text(json.dumps(d))
@@ -76,7 +76,9 @@ def random_roll(gen: np.random.Generator, T: int = 24) -> np.ndarray:
 def test_json_reader(tmp_path):
     p = write_json_data(tmp_path)
     splits = pr.read_json(p)
-    assert [len(splits[s]) for s in pr.SPLITS] == [6, 2, 2]
+    assert [len(splits[s]) for s in pr.SPLITS] == [6, 3, 2]
+    assert splits["valid"][2].shape == (0, 88)  # the reader keeps an empty piece; the task leaves it out
+    assert [len(r) for r in get_task("music").read_splits(from_preset("jsb-chung"), str(p))["valid"]] == [10, 9]
     roll = splits["train"][0]
     assert roll.shape == (12, 88) and roll.dtype == np.float32
     assert pr.roll_to_steps(roll) == chords(12)

@@ -129,7 +129,12 @@ class MusicTask(Task):
             raise UsageError(f"--steps-per-beat must be >= 1; got {cfg.options.steps_per_beat}")
 
     def read_splits(self, cfg: RunConfig, path: str | None = None) -> dict:
-        """``{"train", "valid", "test"}`` lists of rolls from ``path`` (default: the config's data)."""
+        """``{"train", "valid", "test"}`` lists of rolls from ``path`` (default: the config's data);
+        pieces without time steps are left out (there is nothing in them to predict)."""
+        splits = self._read(cfg, path)
+        return {s: [r for r in rolls if len(r)] for s, rolls in splits.items()}
+
+    def _read(self, cfg: RunConfig, path: str | None) -> dict:
         o = cfg.options
         path = cfg.data.path if path is None else path
         if not path:
