@@ -1,15 +1,22 @@
-"""``lstmkit generate RUN_DIR``: sample text from a trained language model."""
+"""``lstmkit generate RUN_DIR``: sample text from a trained language model, or music from a music run.
+
+A task with a ``generate_command(args, model, cfg, state)`` method (music) handles the
+command itself; language models use ``task.generate`` and print the text.
+"""
 from __future__ import annotations
 
 from ..errors import UsageError
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("generate", help="sample text from a trained language model run")
+    p = sub.add_parser("generate", help="sample text from a language model run, or a MIDI file from a music run")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by lstmkit train")
-    p.add_argument("--prime", help="text to start from; only characters (words) the model knows "
-                                   "(default: a newline, or 'the')")
-    p.add_argument("--length", type=int, default=500, help="tokens to generate (default 500)")
+    p.add_argument("--prime", help="language models: text to start from; only characters (words) the model knows "
+                                   "(default: a newline, or 'the'). music: a .mid file (or a .json list of time "
+                                   "steps) to continue, at most the model's context (--seq-len) long")
+    p.add_argument("--length", type=int, default=500, help="language models: tokens to generate (default 500)")
+    p.add_argument("--out", metavar="FILE.mid", help="music: the MIDI file to write; a piano-roll PNG goes next to it")
+    p.add_argument("--steps", type=int, help="music: time steps to generate after the prime (default 64)")
     p.add_argument("--temperature", type=float, default=1.0,
                    help="divide the logits by this; lower is more conservative, 0 = greedy (default 1.0)")
     p.add_argument("--top-k", type=int, default=0, help="sample only among the k likeliest tokens (0 = all)")
@@ -28,6 +35,8 @@ def run(args) -> int:
     if args.top_k < 0:
         raise UsageError(f"--top-k must be >= 0; got {args.top_k}")
     task, cfg, vocab, model, _ = load_run(args.run_dir, "last" if args.last else "best")
+    if hasattr(task, "generate_command"):
+        return task.generate_command(args, model, cfg, vocab)
     if not hasattr(task, "generate"):
         raise UsageError(f"task {task.name} does not generate text")
     prime = args.prime if args.prime is not None else task.default_prime(vocab)

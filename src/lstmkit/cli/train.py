@@ -28,9 +28,11 @@ FLAGS = [
     ("--recurrent-dropout", "model", "recurrent_dropout", float, "variational dropout on h_{t-1}"),
     ("--zoneout", "model", "zoneout", float, "zoneout rate on the recurrent state"),
     ("--init-range", "model", "init_range", float, "initialise every parameter from U(-r, r) (0 = layer default)"),
-    ("--data", "data", "path", str, "charlm: a UTF-8 text file; wordlm: a directory with train/valid/test.txt"),
-    ("--valid-fraction", "data", "valid_fraction", float, "charlm: fraction of the file (its end) used to validate"),
-    ("--optimizer", "train", "optimizer", str, "adam or sgd"),
+    ("--data", "data", "path", str, "charlm: a UTF-8 text file; wordlm: a directory with train/valid/test.txt; "
+                                    "music: a .json piano-roll file or a directory of .mid files"),
+    ("--valid-fraction", "data", "valid_fraction", float, "charlm: fraction of the file (its end) used to validate; "
+                                                         "music: of a MIDI directory's pieces, for valid and for test"),
+    ("--optimizer", "train", "optimizer", str, "adam, sgd or rmsprop"),
     ("--lr", "train", "lr", float, "initial learning rate"),
     ("--momentum", "train", "momentum", float, "SGD momentum"),
     ("--weight-decay", "train", "weight_decay", float, "L2 weight decay"),
@@ -199,7 +201,7 @@ def run(args) -> int:
         verb = "resuming" if args.resume else "training"
         m = cfg.model
         print(f"{verb} {cfg.task} ({cfg.preset or 'no preset'}): {m.layers}x{m.hidden} {m.cell} on "
-              f"{cfg.data.path} -> {out}", flush=True)
+              f"{cfg.data.path or 'the built-in data'} -> {out}", flush=True)
     summary = train(cfg, out, resume=args.resume, force=args.force)
     if rank != 0:
         return 0

@@ -48,7 +48,7 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    optimizer: str = "adam"  # "adam" or "sgd"
+    optimizer: str = "adam"  # "adam", "sgd" or "rmsprop" (torch defaults: alpha 0.99, eps 1e-8)
     lr: float = 2e-3  # initial learning rate
     momentum: float = 0.0  # SGD momentum (0 = plain SGD)
     weight_decay: float = 0.0  # L2 penalty added by the optimizer
@@ -125,7 +125,7 @@ PRESETS: dict[str, tuple[str, str, dict]] = {
     }),
 }
 
-OPTIMIZERS = ("adam", "sgd")
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULES = ("none", "step", "plateau")
 REDUCTIONS = ("mean", "sum-time")
 

@@ -41,6 +41,8 @@ def make_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
     t = cfg.train
     if t.optimizer == "sgd":
         return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+    if t.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
     return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
 
 

@@ -165,6 +165,8 @@ class Trainer:
         while True:
             if cfg.epochs and st.epoch >= cfg.epochs:
                 return "epochs"
+            if hasattr(self.batches, "set_epoch"):  # batches reshuffled per epoch, reproducibly on resume
+                self.batches.set_epoch(st.epoch)
             while st.window < len(self.batches):
                 reason = self._stop_reason()
                 if reason:
