@@ -10,9 +10,10 @@ import os
 import sys
 
 from ..errors import UsageError
-from . import demo, evaluate, generate, info, train
+from . import demo, evaluate, generate, info, train, translate
 
-SUBCOMMANDS = {"train": train, "generate": generate, "evaluate": evaluate, "info": info, "demo": demo}
+SUBCOMMANDS = {"train": train, "generate": generate, "evaluate": evaluate, "info": info, "demo": demo,
+               "translate": translate}
 
 __all__ = ["main", "build_parser", "UsageError"]
 
