@@ -331,7 +331,7 @@ def beam_search(model: Seq2Seq, src: Tensor, max_len: int, beam: int = 5, alpha:
     scores = src.new_zeros(1, dtype=torch.float)  # log P so far, (n_live,)
     complete = []  # (normalised score, tokens, attention rows)
     y = src.new_full((1,), BOS)
-    for t in range(max_len):
+    for _ in range(max_len):
         n = len(hyps)
         m = mem.select(torch.zeros(n, dtype=torch.long, device=src.device))
         logits, carried, a = model.step(y, carried, m)
