@@ -131,9 +131,34 @@ def test_date_pairs_are_deterministic_distinct_and_mean_their_iso_date():
             assert nums[:2] == [day.day, day.month], (src, loc)
 
 
+def month_names_in(text: str, locale: str) -> set[int]:
+    from babel.dates import get_month_names
+    found = set()
+    for width in ("wide", "abbreviated"):
+        for ctx in ("format", "stand-alone"):
+            for m, name in get_month_names(width, ctx, locale).items():
+                if re.search(r"(?<!\w)" + re.escape(name.lower().rstrip(".")) + r"(?!\w)", text.lower()):
+                    found.add(m)
+    return found
+
+
+def test_date_intervals_name_both_ends():
+    """Interval sources hold both days, the months they span and the years; targets are ISO start/end."""
+    pairs = date_pairs(300, seed=5, formats="intervals", with_style=True)
+    assert pairs == date_pairs(300, seed=5, formats="intervals", with_style=True)
+    for src, iso, loc, _ in pairs:
+        a, b = (datetime.date.fromisoformat(x) for x in iso.split("/"))
+        assert 1 <= (b - a).days <= 400
+        numbers = [int(n) for n in re.findall(r"\d+", src)]
+        assert a.day in numbers and b.day in numbers and b.year in numbers, (src, iso)
+        assert a.year == b.year or a.year in numbers, (src, iso)
+        months = month_names_in(src, loc)
+        assert {a.month, b.month} <= months or (a.month == b.month and a.month in months), (src, iso, loc)
+
+
 def test_date_formats_full_is_the_longest():
-    lengths = {f: sum(len(s) for s, _ in date_pairs(300, 0, f)) / 300 for f in ("all", "long", "full")}
-    assert lengths["all"] < lengths["long"] < lengths["full"]
+    lengths = {f: sum(len(s) for s, _ in date_pairs(300, 0, f)) / 300 for f in ("all", "long", "full", "intervals")}
+    assert lengths["all"] < lengths["long"] < lengths["full"] < lengths["intervals"]
     assert all(fmt == "full" for _, fmt in date_styles("full"))
     assert ("en_US", "short") not in date_styles("all")  # M/d/yy: month first and a 2-digit year
 

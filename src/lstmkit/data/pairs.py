@@ -8,7 +8,9 @@
 * :class:`PairBatches`: padded, length-bucketed batches in a fixed seeded order.
 * :func:`date_pairs`: the built-in task, no download. Random dates written out by babel's
   CLDR locale data in several languages and formats ("Samstag, 21. November 2026",
-  "21 de noviembre de 2026") paired with their ISO 8601 form ("2026-11-21").
+  "21 de noviembre de 2026") paired with their ISO 8601 form ("2026-11-21"); or date
+  intervals in CLDR's interval formats ("21 nov. – 5 déc. 2026") paired with ISO 8601
+  intervals ("2026-11-21/2026-12-05"): the long inputs.
 """
 from __future__ import annotations
 
@@ -222,8 +224,12 @@ DATE_LOCALES = ("en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "pt_BR", "
 DATE_FORMAT_SETS = {
     "all": ("short", "medium", "long", "full"),
     "long": ("long", "full"),  # the month written out
-    "full": ("full",),  # weekday, day, month name, year: the longest inputs
+    "full": ("full",),  # weekday, day, month name, year: the longest single dates
+    # Intervals: CLDR interval-format skeletons (babel.dates.format_interval), which drop what
+    # both ends share ("21.–23. Nov. 2026"); the target is the ISO 8601 interval start/end.
+    "intervals": ("yMMMd", "yMMMMd", "yMMMEd", "yMMMMEEEEd"),
 }
+INTERVAL_DAYS = 400  # an interval's end is 1..400 days after its start
 DATE_RANGE = (datetime.date(1900, 1, 1), datetime.date(2099, 12, 31))
 
 
@@ -242,6 +248,8 @@ def date_styles(formats: str = "all") -> list[tuple[str, str]]:
     and the day before the month (so en_US's M/d/yy and two-digit years are left out).
     """
     dates = _babel_dates()
+    if formats == "intervals":  # every skeleton spells the month out
+        return [(loc, fmt) for loc in DATE_LOCALES for fmt in DATE_FORMAT_SETS[formats]]
     styles = []
     for loc in DATE_LOCALES:
         for fmt in DATE_FORMAT_SETS[formats]:
@@ -257,8 +265,11 @@ def date_pairs(n: int, seed: int = 0, formats: str = "all", with_style: bool = F
     """``n`` distinct (written date, ISO date) pairs, deterministic for a seed.
 
     Each pair draws a day uniformly from 1900-01-01..2099-12-31 and a (locale, format)
-    uniformly from :func:`date_styles`; babel writes it out. Sources are unique, so a test
-    pair's source never occurs in training. ``with_style`` adds (locale, format) to each pair.
+    uniformly from :func:`date_styles`; babel writes it out. With ``formats="intervals"`` the
+    day starts an interval whose end is 1..400 days later, written by babel's
+    ``format_interval`` and paired with the ISO 8601 interval ``start/end``. Sources are
+    unique, so a test pair's source never occurs in training. ``with_style`` adds
+    (locale, format) to each pair.
     """
     dates = _babel_dates()
     styles = date_styles(formats)
@@ -271,9 +282,16 @@ def date_pairs(n: int, seed: int = 0, formats: str = "all", with_style: bool = F
     while len(out) < n:
         day = DATE_RANGE[0] + datetime.timedelta(days=rng.randrange(span))
         loc, fmt = styles[rng.randrange(len(styles))]
-        src = dates.format_date(day, format=fmt, locale=loc)
+        if formats == "intervals":
+            end = min(day + datetime.timedelta(days=rng.randint(1, INTERVAL_DAYS)), DATE_RANGE[1])
+            if end == day:
+                continue
+            src = dates.format_interval(day, end, fmt, locale=loc)
+            tgt = f"{day.isoformat()}/{end.isoformat()}"
+        else:
+            src, tgt = dates.format_date(day, format=fmt, locale=loc), day.isoformat()
         if src in seen:
             continue
         seen.add(src)
-        out.append((src, day.isoformat(), loc, fmt) if with_style else (src, day.isoformat()))
+        out.append((src, tgt, loc, fmt) if with_style else (src, tgt))
     return out

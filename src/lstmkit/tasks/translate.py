@@ -43,7 +43,8 @@ class TranslateOptions:
     data_seed: int = option(0, "seeds the date generator and the train/valid/test split")
     date_pairs: int = option(20000, "built-in date task (no --data): number of distinct pairs")
     date_formats: str = option("all", "built-in date task: all (numeric, abbreviated, long, full), long (month "
-                                      "written out) or full (with the weekday: the longest)", tuple(DATE_FORMAT_SETS))
+                                      "written out), full (with the weekday) or intervals (two dates -> "
+                                      "ISO start/end: the longest)", tuple(DATE_FORMAT_SETS))
     beam: int = option(1, "beam width for decoding the test split after training (1 = greedy)")
     length_penalty: float = option(0.6, "beam search length normalisation alpha, GNMT's ((5+|Y|)/6)^alpha "
                                         "(0 = raw log-probability)")
