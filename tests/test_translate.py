@@ -13,9 +13,10 @@ import torch.nn.functional as F
 import lstmkit
 from cli_helpers import run_cli
 from conftest import FP64
-from lstmkit.data.pairs import (BOS, EOS, PAD, SPECIALS, UNK, Vocab, date_pairs, date_styles, detokenize,
-                                make_batch, read_pairs, encode_split, tokenize)
+from lstmkit.data.pairs import (BOS, EOS, PAD, SPECIALS, UNK, PairBatches, Vocab, date_pairs, date_styles,
+                                detokenize, encode_split, make_batch, read_pairs, tokenize)
 from lstmkit.errors import UsageError
+from lstmkit.tasks.translate import score_translations
 from lstmkit.models.seq2seq import (AdditiveAttention, GeneralAttention, Seq2Seq, beam_search, greedy_decode,
                                     length_penalty)
 
@@ -79,6 +80,27 @@ def test_batches_are_time_major_with_bos_eos_and_padding():
     assert tgt_in[:, 1].tolist() == [BOS, tv.encode(["x"])[0], PAD, PAD]
     assert tgt_out[:, 1].tolist() == [tv.encode(["x"])[0], EOS, PAD, PAD]
     assert tgt_out[:, 0].tolist() == tv.encode(list("xyz")) + [EOS]
+
+
+def test_batches_cover_the_split_once_and_split_evenly_across_processes():
+    pairs = reverse_pairs(103)
+    sv = Vocab.build(tokenize(a, "word") for a, _ in pairs)
+    tv = Vocab.build(tokenize(b, "word") for _, b in pairs)
+    split = encode_split(pairs, "word", sv, tv)
+    one = PairBatches(split, 8, seed=1)
+    assert sorted(i for b in one.index for i in b) == list(range(103)) and len(one) == 13
+    assert PairBatches(split, 8, seed=1).index == one.index != PairBatches(split, 8, seed=2).index
+    ranks = [PairBatches(split, 8, seed=1, rank=r, world=2) for r in range(2)]
+    assert len(ranks[0]) == len(ranks[1]) == 6  # 13 batches: the odd one is dropped, or DDP would hang
+    assert not {i for b in ranks[0].index for i in b} & {i for b in ranks[1].index for i in b}
+
+
+def test_scores():
+    s = score_translations(["2026-11-21", "2026-01-02", "x"], ["2026-11-21", "2026-01-03", "x"],
+                           ["a", "bb", "cccc"])
+    assert s["exact_match"] == pytest.approx(2 / 3) and s["exact_match_long"] == 1.0 and s["long_n"] == 1
+    assert s["long_min_chars"] == 4 and 0 < s["bleu"] < 100
+    assert score_translations(["a b c d"], ["a b c d"], ["s"])["bleu"] == pytest.approx(100)
 
 
 # ---- the date generator ---------------------------------------------------------------------------

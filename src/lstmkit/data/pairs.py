@@ -194,7 +194,8 @@ class PairBatches:
     Pairs are shuffled, cut into chunks of 50 batches, sorted by source length inside each
     chunk (so a batch holds similar lengths and little padding), batched, and the batches
     shuffled. The trainer indexes batches (``batches[i]``) to resume exactly, and is not
-    told the epoch, so every epoch visits the same order.
+    told the epoch, so every epoch visits the same order. Process ``rank`` of ``world``
+    takes every world-th batch.
     """
 
     def __init__(self, split: PairSplit, batch_size: int, seed: int = 0, rank: int = 0, world: int = 1,
@@ -208,7 +209,8 @@ class PairBatches:
             part = sorted(order[s:s + chunk], key=lambda i: len(split.src[i]))
             batches += [part[j:j + batch_size] for j in range(0, len(part), batch_size)]
         rng.shuffle(batches)
-        self.index = batches[rank::world] if world > 1 else batches
+        # Under torchrun every process must take the same number of steps (DDP all-reduces each).
+        self.index = batches[:len(batches) // world * world][rank::world]
         self.split, self.device = split, device
 
     def __len__(self) -> int:

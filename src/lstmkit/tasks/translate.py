@@ -98,11 +98,9 @@ class TranslateTask(Task):
         o = cfg.options
         if cfg.model.tie_weights:
             raise UsageError("--tie-weights is not valid for translate: source and target have their own vocabularies")
-        if o.vocab_size and o.vocab_size < 5:
+        if o.vocab_size != 0 and o.vocab_size < 5:
             raise UsageError(f"--vocab-size must be 0 (no limit) or >= 5 (the 4 specials and one token); "
                              f"got {o.vocab_size}")
-        if o.vocab_size < 0:
-            raise UsageError(f"--vocab-size must be >= 0; got {o.vocab_size}")
         if not 0 < o.test_fraction < 1 or not o.test_fraction + cfg.data.valid_fraction < 1:
             raise UsageError(f"--test-fraction must be in (0, 1) and leave training pairs next to "
                              f"--valid-fraction {cfg.data.valid_fraction}; got {o.test_fraction}")
@@ -226,7 +224,7 @@ class TranslateTask(Task):
         decoding = "greedy" if o.beam == 1 else f"beam {o.beam}, length penalty {o.length_penalty}"
         print(f"test ({len(refs)} pairs, {decoding}): BLEU {scores['bleu']:.2f}, exact match "
               f"{scores['exact_match']:.4f}; on the longest quarter of sources ({scores['long_n']} pairs, "
-              f">= {scores['long_min_tokens']} tokens): exact match {scores['exact_match_long']:.4f}")
+              f">= {scores['long_min_chars']} characters): exact match {scores['exact_match_long']:.4f}")
         for s, r, h in list(zip(sources, refs, hyps))[:N_SAMPLES]:
             print(f"  {s}  ->  {h}" + ("" if h == r else f"   (reference: {r})"))
         result = {f"test_{k}": v for k, v in scores.items()}
@@ -260,7 +258,7 @@ def score_translations(hyps: list[str], refs: list[str], sources: list[str]) -> 
     long = by_len[len(by_len) - max(1, len(by_len) // 4):]
     return {"bleu": round(bleu(hyps, refs), 4), "exact_match": round(sum(exact) / max(len(exact), 1), 6),
             "exact_match_long": round(sum(exact[i] for i in long) / len(long), 6), "long_n": len(long),
-            "long_min_tokens": min(len(sources[i]) for i in long), "pairs": len(refs)}
+            "long_min_chars": min(len(sources[i]) for i in long), "pairs": len(refs)}
 
 
 def write_tsv(path: Path, rows) -> None:
