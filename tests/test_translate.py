@@ -384,14 +384,19 @@ def test_built_in_date_task_trains_and_translates(tmp_path, capsys):
     assert rc == 0 and len(out.splitlines()) == 1, err
 
 
-@pytest.mark.parametrize("cell", ["peephole", "cifg", "gru", "rnn"])
-def test_cells_through_the_cli(cell, tmp_path, capsys):
+@pytest.mark.parametrize("cell,attention", [("peephole", "additive"), ("cifg", "multiplicative"), ("gru", "none"),
+                                            ("rnn", "additive")])
+def test_cells_through_the_cli(cell, attention, tmp_path, capsys):
     data = write_pairs(tmp_path / "p.tsv", reverse_pairs(40))
-    rc, _, err = run_cli("train", "translate", "--data", data, "--tokens", "word", "--cell", cell,
-                         "--bidirectional", *TINY, "--max-steps", 1, "--out", tmp_path / "r", capsys=capsys)
+    rc, _, err = run_cli("train", "translate", "--data", data, "--tokens", "word", "--cell", cell, "--attention",
+                         attention, "--bidirectional", *TINY, "--max-steps", 1, "--out", tmp_path / "r", capsys=capsys)
     assert rc == 0, err
+    assert (tmp_path / "r" / "attention.png").exists() == (attention != "none")
     rc, out, err = run_cli("translate", tmp_path / "r", "--text", "red dog", "--beam", 2, capsys=capsys)
     assert rc == 0 and len(out.splitlines()) == 1, err
+    if attention == "none":
+        assert_usage_error(run_cli("translate", tmp_path / "r", "--text", "red", "--heatmap", tmp_path / "h.png",
+                                   capsys=capsys), "no attention")
 
 
 # ---- bad input -------------------------------------------------------------------------------------------
