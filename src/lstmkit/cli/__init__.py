@@ -10,10 +10,11 @@ import os
 import sys
 
 from ..errors import UsageError
-from . import demo, evaluate, generate, info, train, translate
+from . import demo, evaluate, generate, info, train
+from . import translate as translate_cmd
 
-SUBCOMMANDS = {"train": train, "generate": generate, "evaluate": evaluate, "info": info, "demo": demo,
-               "translate": translate}
+SUBCOMMANDS = {"train": train, "generate": generate, "evaluate": evaluate, "info": info, "demo": demo}
+SUBCOMMANDS["translate"] = translate_cmd
 
 __all__ = ["main", "build_parser", "UsageError"]
 
