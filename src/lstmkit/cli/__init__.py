@@ -12,9 +12,10 @@ import sys
 from ..errors import UsageError
 from . import demo, evaluate, generate, info, train
 from . import inspect as inspect_cmd
+from . import translate as translate_cmd
 
-SUBCOMMANDS = {"train": train, "generate": generate, "evaluate": evaluate, "info": info, "demo": demo}
-SUBCOMMANDS["inspect"] = inspect_cmd
+SUBCOMMANDS = {"train": train, "generate": generate, "evaluate": evaluate, "translate": translate_cmd,
+               "inspect": inspect_cmd, "info": info, "demo": demo}
 
 __all__ = ["main", "build_parser", "UsageError"]
 
