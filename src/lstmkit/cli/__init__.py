@@ -11,8 +11,10 @@ import sys
 
 from ..errors import UsageError
 from . import demo, evaluate, generate, info, train
+from . import predict  # lstmkit predict: forecast / classify runs
 
 SUBCOMMANDS = {"train": train, "generate": generate, "evaluate": evaluate, "info": info, "demo": demo}
+SUBCOMMANDS["predict"] = predict
 
 __all__ = ["main", "build_parser", "UsageError"]
 

@@ -36,3 +36,4 @@ def get_task(name: str):
 
 
 from . import lm  # noqa: E402,F401  (registers charlm and wordlm)
+from . import forecast, classify  # noqa: E402,F401  (registers forecast and classify)
