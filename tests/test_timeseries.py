@@ -177,6 +177,18 @@ def test_forecaster_residual_starts_from_the_naive_forecast():
     assert torch.equal(m(x), x[:, -1:, 0].expand(5, 4))
 
 
+def test_forecaster_residual_is_blind_to_the_target_level():
+    """Inputs and outputs relative to the last value: shifting the target column by c shifts the forecast by c
+    (what lets it follow a trend beyond the training range)."""
+    m = Forecaster(2, 3, cell="gru", hidden_size=8, num_layers=2, residual=True)
+    x = torch.randn(4, 6, 2)
+    shifted = x.clone()
+    shifted[:, :, 0] += 7.5
+    torch.testing.assert_close(m(shifted), m(x) + 7.5, **FP32)
+    plain = Forecaster(2, 3, cell="gru", hidden_size=8, residual=False)
+    assert not torch.allclose(plain(shifted), plain(x) + 7.5, **FP32)
+
+
 def read_rows(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))

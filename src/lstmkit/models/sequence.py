@@ -40,9 +40,10 @@ def last_state(state, directions: int) -> Tensor:
 class Forecaster(nn.Module):
     """Direct multi-step forecasts: a window (B, W, F) -> the next H target values (B, H).
 
-    The target is input column 0. With ``residual`` the head predicts each step's change
-    from the window's last target value, y_{t+h} = y_t + d_h, so an untrained head is the
-    naive forecast, and a level never seen in training (a trend) costs nothing extra.
+    The target is input column 0. With ``residual`` the model sees and predicts the target
+    relative to the window's last value y_t: its input column 0 is y_{t-k} - y_t and the head
+    gives the changes d_h in y_{t+h} = y_t + d_h. An untrained head is then the naive
+    forecast, and a level never seen in training (a trend) looks like any other level.
     All values are on the normalised scale (the task un-normalises).
     """
 
@@ -59,9 +60,12 @@ class Forecaster(nn.Module):
         self.family = get_variant(cell).family
 
     def forward(self, x: Tensor) -> Tensor:
-        _, state = self.rnn(x)  # x (B, W, F)
+        last = x[:, -1:, 0]  # (B, 1): y_t, the window's last target value
+        if self.residual:
+            x = torch.cat([x[:, :, :1] - last[:, :, None], x[:, :, 1:]], dim=2)  # (B, W, F)
+        _, state = self.rnn(x)
         out = self.head(self.drop(last_state(state, self.directions)))  # (B, H)
-        return out + x[:, -1:, 0] if self.residual else out
+        return out + last if self.residual else out
 
 
 class SequenceClassifier(nn.Module):
