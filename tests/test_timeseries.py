@@ -12,7 +12,7 @@ import torch
 from torch.nn.utils.rnn import pack_sequence
 
 from cli_helpers import run_cli
-from conftest import FP32
+from conftest import ALL_VARIANTS, FP32
 from lstmkit.data.series import Sequences, Table, fill_missing, origins, parse_times, read_series, read_sequences
 from lstmkit.models.sequence import Forecaster, SequenceClassifier
 from lstmkit.tasks import get_task
@@ -284,6 +284,14 @@ def test_npz_and_long_csv_read_the_same_sequences(tmp_path):
         np.testing.assert_allclose(u, v, atol=1e-5)
 
 
+def test_univariate_npz(tmp_path):
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)  # (N, T): one feature
+    np.savez(tmp_path / "u.npz", x=x, lengths=np.array([4, 2, 3]), y=np.array([0, 1, 0]))
+    s = read_sequences(str(tmp_path / "u.npz"))
+    assert s.n_features == 1 and s.labels == ["0", "1", "0"]
+    assert [v[:, 0].tolist() for v in s.x] == [[0, 1, 2, 3], [4, 5], [8, 9, 10]]
+
+
 def test_classifier_on_packed_batch_equals_one_sequence_at_a_time():
     torch.manual_seed(0)
     seqs = [torch.randn(T, 3) for T in (5, 9, 2, 7)]
@@ -359,6 +367,18 @@ def test_classify_cli_on_long_csv(tmp_path, capsys):
     rc, out, err = run_cli("predict", run, "--data", path, "--out", tmp_path / "p.csv", capsys=capsys)
     assert rc == 0 and "accuracy against its labels" in out, err
     assert len(read_rows(tmp_path / "p.csv")) == 40
+
+
+@pytest.mark.parametrize("cell", ALL_VARIANTS)
+def test_both_models_take_every_registered_variant(cell):
+    """Every parameter gets a finite gradient through both heads, stacked and bidirectional."""
+    f = Forecaster(2, 3, cell=cell, hidden_size=5, num_layers=2, bidirectional=True)
+    c = SequenceClassifier(2, 4, cell=cell, hidden_size=5, num_layers=2, bidirectional=True, readout="max")
+    loss = f(torch.randn(3, 6, 2)).square().sum() + \
+        c(pack_sequence([torch.randn(T, 2) for T in (4, 7, 2)], enforce_sorted=False)).logsumexp(1).sum()
+    loss.backward()
+    for p in list(f.parameters()) + list(c.parameters()):
+        assert p.grad is not None and torch.isfinite(p.grad).all()
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "peephole", "cifg", "rnn"])

@@ -148,7 +148,7 @@ class Classify(Task):
     @dataclass
     class Options:
         features: str = option("", "feature columns, comma-separated (default: all but id, label, time, split)")
-        time_column: str = option("", "orders the rows of each sequence (strictly increasing within it)")
+        time_column: str = option("", "a time column, checked to be strictly increasing within each sequence")
         fill: str = option("none", "empty or NaN cells: none (an error), ffill, interpolate or drop (within "
                                    "each sequence)", FILLS)
         id_column: str = option("id", "long CSV: the column naming each row's sequence")

@@ -140,8 +140,8 @@ class Forecast(Task):
         target: str = option("", "the column to forecast (needed with --data FILE.csv)")
         features: str = option("", "input columns, comma-separated: forecast: besides the target; classify: "
                                    "default all but the id, label, time and split columns")
-        time_column: str = option("", "timestamps, numbers or ISO dates, strictly increasing (forecast); "
-                                      "the order of each sequence's rows (classify)")
+        time_column: str = option("", "timestamps, numbers or ISO dates, strictly increasing (forecast: over the "
+                                      "file; classify: within each sequence)")
         window: int = option(24, "past steps in each input window")
         horizon: int = option(6, "steps forecast at once from each origin (direct multi-step)")
         season: int = option(0, "seasonal period for the seasonal-naive baseline and MASE "
