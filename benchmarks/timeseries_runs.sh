@@ -17,8 +17,8 @@ for cell in lstm gru peephole; do
 done
 $PY -m lstmkit predict $OUT/ref-forecast-sunspots-lstm-s0
 # Monthly Mauna Loa CO2 (built in), a series with a trend.
-$PY -m lstmkit train forecast --preset forecast-co2 --log-every 1000 --out $OUT/ref-forecast-co2-lstm --force
-$PY -m lstmkit train forecast --preset forecast-co2 --no-residual --log-every 1000 \
+$PY -m lstmkit train forecast --preset co2 --log-every 1000 --out $OUT/ref-forecast-co2-lstm --force
+$PY -m lstmkit train forecast --preset co2 --no-residual --log-every 1000 \
     --out $OUT/ref-forecast-co2-lstm-noresidual --force
 
 # Classification: JapaneseVowels (built in via aeon), its own 270 / 370 train / test split.

@@ -138,7 +138,7 @@ class ClassifyBatches:
 class Classify(Task):
     name = "classify"
     summary = "sequence classification (long-format CSV, NPZ or built-in JapaneseVowels; accuracy, macro-F1)"
-    default_preset = "classify-japanesevowels"
+    default_preset = "japanese-vowels"
     metric_name = "nll"  # mean cross-entropy in nats per sequence (unweighted)
     unit = "sequence"
     data_help = "FILE.csv (long format) or FILE.npz or builtin:japanesevowels|basicmotions"
@@ -334,15 +334,16 @@ def plot_confusion(png: Path, cm: np.ndarray, classes: list, title: str) -> bool
 
 
 register_task(Classify())
-register_preset("classify-japanesevowels", "classify", "1x64 LSTM, last-state readout on JapaneseVowels "
+register_preset("japanese-vowels", "classify", "1x64 LSTM, last-state readout on JapaneseVowels "
                 "(built in; aeon)", {
                     "model": dict(layers=1, hidden=64),
                     "data": dict(path="builtin:japanesevowels", valid_fraction=0.1),
                     "train": dict(optimizer="adam", lr=3e-3, batch_size=16, epochs=60, eval_every=0,
                                   early_stopping=15, clip=1.0, log_every=20, eval_batch_size=64),
                 })
-register_preset("classify-basicmotions", "classify", "1x64 LSTM, mean readout on BasicMotions (built in; aeon)", {
-                    "model": dict(layers=1, hidden=64),
+register_preset("basic-motions", "classify", "1x64 bidirectional LSTM, mean readout on BasicMotions (built in; "
+                "aeon)", {
+                    "model": dict(layers=1, hidden=64, bidirectional=True),
                     "data": dict(path="builtin:basicmotions", valid_fraction=0.1),
                     "train": dict(optimizer="adam", lr=3e-3, batch_size=8, epochs=80, eval_every=0,
                                   early_stopping=20, clip=1.0, log_every=20, eval_batch_size=64),

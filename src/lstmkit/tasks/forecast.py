@@ -128,7 +128,7 @@ def forecast_metrics(pred: np.ndarray, actual: np.ndarray, scale: float) -> dict
 class Forecast(Task):
     name = "forecast"
     summary = "multi-step forecasting of a CSV column or a built-in series (MAE, RMSE, MASE vs naive)"
-    default_preset = "forecast-sunspots"
+    default_preset = "sunspots"
     metric_name = "mse"  # mean squared error on the normalised scale (train-part z-scores)
     unit = "value"  # one forecast value (an origin's horizon step)
     data_help = "FILE.csv (one row per time step) or builtin:sunspots|co2|airline"
@@ -373,14 +373,14 @@ def plot_forecast(png: Path, series: Series, test_start: int, orig: np.ndarray, 
 
 
 register_task(Forecast())
-register_preset("forecast-sunspots", "forecast", "1x32 LSTM, window 24, horizon 6 on the yearly sunspot numbers "
+register_preset("sunspots", "forecast", "1x32 LSTM, window 24, horizon 6 on the yearly sunspot numbers "
                 "(built in; statsmodels)", {
                     "model": dict(layers=1, hidden=32),
                     "data": dict(path="builtin:sunspots", valid_fraction=0.15),
                     "train": dict(optimizer="adam", lr=3e-3, batch_size=16, epochs=150, eval_every=0,
                                   early_stopping=30, clip=1.0, log_every=50, eval_batch_size=64),
                 })
-register_preset("forecast-co2", "forecast", "1x32 LSTM, window 24, horizon 6 on monthly Mauna Loa CO2 "
+register_preset("co2", "forecast", "1x32 LSTM, window 24, horizon 6 on monthly Mauna Loa CO2 "
                 "(built in; statsmodels)", {
                     "model": dict(layers=1, hidden=32),
                     "data": dict(path="builtin:co2", valid_fraction=0.15),
