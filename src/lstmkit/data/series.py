@@ -211,11 +211,9 @@ def _parse_kind(text, lines, source, name):
         except ValueError:
             raise UsageError(f"{source} line {line}: time column {name!r} holds {t[:40]!r}, which is neither a "
                              f"number nor an ISO date (YYYY-MM, YYYY-MM-DD, YYYY-MM-DD HH:MM:SS)") from None
-        values.append(d.replace(tzinfo=None) if d.tzinfo is None else d)
-    try:
-        sorted(values[:2])
-    except TypeError:
-        raise UsageError(f"{source}: time column {name!r} mixes times with and without a time zone") from None
+        values.append(d)
+    if len({d.tzinfo is None for d in values}) > 1:  # such datetimes cannot be compared
+        raise UsageError(f"{source}: time column {name!r} mixes times with and without a time zone")
     return "datetime", values
 
 
