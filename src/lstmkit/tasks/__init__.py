@@ -38,3 +38,4 @@ def get_task(name: str):
 from . import lm  # noqa: E402,F401  (registers charlm and wordlm)
 from . import music  # noqa: E402,F401  (registers music)
 from . import translate  # noqa: E402,F401  (registers translate and the dates preset)
+from . import forecast, classify  # noqa: E402,F401  (registers forecast and classify)
