@@ -212,10 +212,11 @@ def run(args) -> int:
               f"Continue with: lstmkit train {cfg.task} --out {out} --resume", file=sys.stderr)
         return 130
     best = summary.get(f"best_valid_{name}")
-    best_text = f"best valid {name} {best:.4f} (loss {summary['best_valid_loss']:.4f} nats/{task.unit[:4]})" \
+    loss_text = f"{summary['best_valid_loss']:.4f}" + (" nats/" + task.unit[:4] if task.loss_in_nats else "")
+    best_text = f"best valid {name} {best:.4f} (loss {loss_text})" \
         if best is not None else "no validation split"
     print(f"done ({summary['stopped']}): {summary['steps']} steps, {summary['epochs']} epochs, "
-          f"{summary['train_seconds']:.0f} s, {summary['tokens_per_second']:,.0f} tokens/s; {best_text}")
+          f"{summary['train_seconds']:.0f} s, {summary['tokens_per_second']:,.0f} {task.unit}s/s; {best_text}")
     print(f"run directory: {out}  (checkpoint.json, metrics.csv, curve.png, summary.json)")
     print("next: " + "    ".join(f"lstmkit {c} {out}" for c in task.next_commands))
     return 0

@@ -37,6 +37,7 @@ class Task(ABC):
     default_preset = ""  # a preset of this task (config.register_preset), used without --preset
     metric_name = "loss"  # what describe() returns: "bpc", "ppl", "nll", "mse", ...
     unit = "token"  # what StepOutput.count counts ("character", "word", "sequence", "frame", ...)
+    loss_in_nats = True  # the loss is a negative log-likelihood per unit (False: e.g. a squared error)
     data_help = ""  # what --data means for this task
     Options = None  # a dataclass of task-specific settings, or None
     next_commands: tuple = ("evaluate",)  # subcommands `lstmkit train` suggests for the finished run

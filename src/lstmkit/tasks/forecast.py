@@ -131,6 +131,7 @@ class Forecast(Task):
     default_preset = "sunspots"
     metric_name = "mse"  # mean squared error on the normalised scale (train-part z-scores)
     unit = "value"  # one forecast value (an origin's horizon step)
+    loss_in_nats = False  # the loss is the mean squared error
     data_help = "FILE.csv (one row per time step) or builtin:sunspots|co2|airline"
     next_commands = ("predict",)
     run_files = ("forecast_test.csv", "forecast.png", "forecast.csv", "forecast.csv.tmp")
