@@ -49,6 +49,9 @@ class Stepper:
         if getattr(module, "bidirectional", False):
             raise ValueError("Stepper: a bidirectional module cannot be streamed one step at a time (its reverse "
                              "direction needs the whole future sequence); use a unidirectional module")
+        if getattr(getattr(module, "spec", None), "family", None) in ("clockwork", "grid"):
+            raise TypeError(f"Stepper streams lstmkit LSTM, GRU and RNN modules; {type(module).__name__} runs "
+                            "its own loop and has no one-step path yet")
         if not hasattr(module, "_params") or not hasattr(module, "num_layers"):
             raise TypeError(f"Stepper needs an lstmkit LSTM, GRU or RNN; got {type(module).__name__}")
         if batch_size < 1:
