@@ -86,6 +86,7 @@ def run_stack(spec, params: list[list[dict]], x: Tensor, batch_sizes: list[int],
     finals = [[] for _ in hx]
     records = []
     specs = layer_specs or [spec] * len(params)
+    cells_below: list = []  # per direction, the cell sequence (N, H) of the layer below (depth gate)
     for layer, directions in enumerate(params):
         lspec = specs[layer]
         # Cells of this layer are needed when the layer above is depth-gated (Yao et al. 2015).
