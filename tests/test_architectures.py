@@ -269,6 +269,17 @@ def test_mut_cell_equals_layer(kind, gen):
     torch.testing.assert_close(layer(x)[0], torch.stack(steps), **FP64)
 
 
+def test_mut_stepper_equals_forward(gen):
+    m = lstmkit.GRU(I, H, num_layers=2, variant="mut2", dtype=DT).eval()
+    random_params_(m, gen)
+    x = torch.randn(T, I, generator=gen, dtype=DT)
+    stepper = m.stepper()
+    assert not stepper.uses_engine
+    got = torch.stack([stepper.step(x[t]) for t in range(T)])
+    with torch.no_grad():
+        torch.testing.assert_close(got, m(x)[0], **FP64)
+
+
 def test_mut_runs_on_the_reference_loop_and_refuses_torch(engine_calls, monkeypatch):
     monkeypatch.delenv("LSTMKIT_ENGINE", raising=False)
     for kind in (1, 2, 3):
