@@ -1,7 +1,7 @@
-r"""MUT1, MUT2 and MUT3: the three best architectures of Jozefowicz, Zaremba & Sutskever's 2015
-search, "An Empirical Exploration of Recurrent Network Architectures" (ICML 2015, section 3.1
-and the three listings of its "best architectures" figure). They are mutations of the GRU,
-registered in its family (``lstmkit.GRU(..., variant="mut1")``, ``--cell mut1``).
+r"""MUT1, MUT2 and MUT3: the three best architectures of Jozefowicz, Zaremba & Sutskever's
+search, "An Empirical Exploration of Recurrent Network Architectures" (ICML 2015), listed there
+under these names. They are mutations of the GRU, registered in its family
+(``lstmkit.GRU(..., variant="mut1")``, ``--cell mut1``).
 
 The paper's notation, with h_t the state and h_{t+1} the new one (the paper writes the update
 with z weighting the *new* value, the opposite of torch.nn.GRU's z):
@@ -159,7 +159,7 @@ def mut_cell(xw: Tensor, state: tuple, p: dict, spec: MUTSpec, h_mask: Tensor | 
     return (h_new,), {"z": z, "r": r, "n": n}
 
 
-_JZS = "Jozefowicz et al. 2015, sec. 3.1 (best architectures found)"
+_JZS = "Jozefowicz et al. 2015, the MUT1-3 listing (best architectures found)"
 for _k, _summary in [
     (1, "MUT1: z = sigm(W_xz x), r = sigm(W_xr x + W_hr h), h' = tanh(W_hh(r*h) + tanh(x)) z + h (1-z)"),
     (2, "MUT2: z = sigm(W_xz x + W_hz h), r = sigm(x + W_hr h), h' = tanh(W_hh(r*h) + W_xh x) z + h (1-z)"),
