@@ -14,8 +14,8 @@ wide), each dimension k applies its own LSTM transform (the paper's eq. for the 
     g^u = \sigma(W^u H),\; g^f = \sigma(W^f H),\; g^o = \sigma(W^o H),\; g^c = \tanh(W^c H),\;
     m' = g^f \odot m + g^u \odot g^c,\; h' = g^o \odot \tanh(m')
 
-(``paper_output=True`` uses h' = tanh(g^o ⊙ m') as printed in the paper's LSTM equations;
-the default is the usual LSTM output, which the paper's text describes.) Biases are added to
+(``paper_output=True`` uses h' = tanh(g^o ⊙ m'), the form the paper's LSTM equations print as
+we read them; the default is the usual LSTM output g^o ⊙ tanh(m').) Biases are added to
 each W H. h'^T, m'^T go right (the next time step, same layer); h'^D, m'^D go up.
 
 * Input and output: the input is projected into the bottom row's depth vector, h^D_{t,0} =
