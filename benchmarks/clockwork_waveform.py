@@ -74,7 +74,7 @@ def train(kind: str, hidden: int, seed: int, steps: int, lr: float, target: torc
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     var = target.var(unbiased=False).item()
     best, t0 = float("inf"), time.perf_counter()
-    for step in range(steps):
+    for _ in range(steps):
         loss = nn.functional.mse_loss(model(len(target)), target)
         opt.zero_grad()
         loss.backward()
