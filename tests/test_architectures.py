@@ -13,7 +13,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from cli_helpers import TINY, run_cli, write_text
+from cli_helpers import TINY, run_cli, write_ptb, write_text
 from conftest import FP64, random_params_
 from test_cli_errors import assert_usage_error, earlier, train_over  # noqa: F401  (earlier: a fixture)
 from test_degenerations import ref_mut
@@ -534,6 +534,20 @@ def test_cli_trains_with_the_new_cells(cell, tmp_path, capsys, monkeypatch):
     assert f"2x16 {cell}" in out
     rc, out, err = run_cli("generate", tmp_path / "run", "--length", 20, "--last", capsys=capsys)
     assert rc == 0, err
+
+
+@pytest.mark.parametrize("cell", ["mut3", "clockwork", "grid"])
+def test_cli_wordlm_with_the_new_cells(cell, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("LSTMKIT_ENGINE", "0")
+    data = write_ptb(tmp_path)
+    run = tmp_path / "run"
+    rc, out, err = run_cli("train", "wordlm", "--data", data, "--hidden", 8, "--layers", 2, "--seq-len", 5,
+                           "--batch-size", 4, "--cell", cell, "--max-steps", 2, "--eval-every", 2, "--out", run,
+                           capsys=capsys)
+    assert rc == 0, err
+    rc, out, err = run_cli("evaluate", run, "--split", "test", capsys=capsys)
+    assert rc == 0, err
+    assert "perplexity" in out or "ppl" in out, out
 
 
 @pytest.mark.parametrize("cell, flags, needle", [
