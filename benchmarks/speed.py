@@ -54,9 +54,12 @@ def forward_flops(T, B, I, H, G, P=0) -> float:
 class Candidate:
     """A named module + how to call it, with the env the engine switch needs."""
 
-    def __init__(self, name, module, engine_mode=None, gates=4, proj=0, family="lstm"):
+    def __init__(self, name, module, engine_mode=None, gates=4, proj=0, family="lstm", layers=1,
+                 reference_only=False):
         self.name, self.module, self.engine_mode = name, module, engine_mode
         self.gates, self.proj, self.family = gates, proj, family
+        self.layers = layers  # FLOPs are counted per layer
+        self.reference_only = reference_only  # a structure the engine has no kernel for (no target)
 
     def __call__(self, x, train: bool):
         if self.engine_mode is not None:
@@ -87,7 +90,27 @@ def candidates(I: int, H: int, with_reference: bool) -> list[Candidate]:
     ]
     if with_reference:
         c.append(Candidate("lstm reference loop", lstmkit.LSTM(I, H), "0"))
+        c += architecture_candidates(I, H)
     return c
+
+
+def architecture_candidates(I: int, H: int) -> list[Candidate]:
+    """Issue 9's structures, which run on the reference path only (docs/performance.md says why),
+    next to the reference and engine loops of what they extend. FLOPs are counted as for the
+    full structure: MUTs as 3 gates, the clockwork RNN as a full RNN (it computes fewer), the
+    grid as 8 gates over [h^T; h^D] (two LSTM transforms of 2H inputs)."""
+    ref = dict(engine_mode="0", reference_only=True)
+    return [
+        Candidate("gru reference loop", lstmkit.GRU(I, H), "0", gates=3, family="gru", reference_only=True),
+        *(Candidate(v, lstmkit.GRU(I, H, variant=v), gates=3, family="gru", **ref) for v in ("mut1", "mut2", "mut3")),
+        Candidate("rnn reference loop", lstmkit.RNN(I, H), "0", gates=1, family="rnn", reference_only=True),
+        Candidate("clockwork 1,2,..,128", lstmkit.ClockworkRNN(I, H), gates=1, family="rnn", **ref),
+        Candidate("grid 1 layer", lstmkit.GridLSTM(I, H), gates=8, family="grid", **ref),
+        Candidate("lstm 2 layers", lstmkit.LSTM(I, H, num_layers=2), "1", layers=2),
+        Candidate("lstm 2 layers reference loop", lstmkit.LSTM(I, H, num_layers=2), "0", layers=2,
+                  reference_only=True),
+        Candidate("lstm 2 layers depth_gate", lstmkit.LSTM(I, H, num_layers=2, depth_gate=True), layers=2, **ref),
+    ]
 
 
 def time_interleaved(cands, x, train: bool, reps: int, warmup: int) -> dict[str, list[float]]:
@@ -186,7 +209,7 @@ def machine() -> str:
     return platform.processor() or platform.machine()
 
 
-def run(shapes, reps: int, warmup: int, reference_up_to: int, stream_sizes=STREAM_SIZES) -> dict:
+def run(shapes, reps: int, warmup: int, reference_up_to: int, stream_sizes=STREAM_SIZES, only=None) -> dict:
     torch.manual_seed(0)
     assert engine.available(), "the engine is unavailable (LSTMKIT_ENGINE=0 or no compiler)"
     results = {"machine": machine(), "threads": torch.get_num_threads(), "torch": torch.__version__,
@@ -196,6 +219,8 @@ def run(shapes, reps: int, warmup: int, reference_up_to: int, stream_sizes=STREA
     results["streaming"] = streaming(stream_sizes, reps)
     for T, B, I, H in shapes:
         cands = candidates(I, H, with_reference=T * B * H <= reference_up_to)
+        if only:  # a subset, always with the nn.LSTM baseline the ratios refer to
+            cands = [c for c in cands if c.name == "nn.LSTM" or c.name in only]
         x = torch.randn(T, B, I)
         for train in (True, False):
             mode = "train" if train else "infer"
@@ -203,7 +228,7 @@ def run(shapes, reps: int, warmup: int, reference_up_to: int, stream_sizes=STREA
             base = statistics.median(times["nn.LSTM"])
             for c in cands:
                 med = statistics.median(times[c.name])
-                fl = forward_flops(T, B, I, H, c.gates, c.proj) * (3 if train else 1)
+                fl = forward_flops(T, B, I, H, c.gates, c.proj) * (3 if train else 1) * c.layers
                 row = {"shape": [T, B, I, H], "mode": mode, "name": c.name, "ms": med * 1e3,
                        "ratio": med / base, "gflops": fl / med / 1e9,
                        "spread_ms": [min(times[c.name]) * 1e3, max(times[c.name]) * 1e3]}
@@ -221,7 +246,7 @@ def run(shapes, reps: int, warmup: int, reference_up_to: int, stream_sizes=STREA
 
 def target_for(c: Candidate, T: int, B: int, I: int, H: int):
     """The target ratio to nn.LSTM for a candidate, or None where the issue sets none."""
-    if c.name.startswith("nn.") or "reference" in c.name:
+    if c.name.startswith("nn.") or "reference" in c.name or c.reference_only or c.layers > 1:
         return None
     if c.family != "lstm":
         return TARGETS[c.family]
@@ -302,13 +327,15 @@ def main(argv=None) -> None:
     ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "performance.md")
     ap.add_argument("--no-doc", action="store_true", help="do not rewrite the table in the doc")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    ap.add_argument("--only", nargs="*", default=None,
+                    help="time only these candidates (and the nn.LSTM baseline), e.g. mut1 'grid 1 layer'")
     ap.add_argument("--stream-sizes", nargs="*", type=int, default=list(STREAM_SIZES),
                     help="hidden sizes for the streaming latency (none: skip it)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes] if args.shapes else SHAPES
-    results = run(shapes, args.reps, args.warmup, args.reference_up_to, args.stream_sizes)
+    results = run(shapes, args.reps, args.warmup, args.reference_up_to, args.stream_sizes, args.only)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
     if not args.no_doc:

@@ -30,7 +30,10 @@ def tol(dtype: torch.dtype) -> dict:
     return FP64 if dtype == torch.float64 else FP32
 
 
-ALL_VARIANTS = lstmkit.variants()
+# The cell variants: specs of the LSTM / GRU / RNN step functions, which share the layers' options
+# (layer norm, bidirectional, zoneout, ...). The whole architectures registered beside them
+# (ClockworkRNN, GridLSTM) have their own tests in test_architectures.py.
+ALL_VARIANTS = [v for v in lstmkit.variants() if lstmkit.get_variant(v).family in ("lstm", "gru", "rnn")]
 LSTM_VARIANTS = lstmkit.variants("lstm")
 
 
@@ -56,7 +59,7 @@ def option_configs(variant: str, hidden_size: int, *, training_options: bool = T
     ]
     if fam == "lstm":
         configs.append(("proj", {"proj_size": max(1, hidden_size // 2)}))
-    if fam == "gru":
+    if fam == "gru" and hasattr(lstmkit.get_variant(variant).spec, "reset_after"):  # not MUT1-3
         configs.append(("reset_before", {"reset_after": False}))
     if fam == "rnn":
         configs.append(("relu", {"nonlinearity": "relu"}))

@@ -9,6 +9,7 @@ from conftest import ALL_VARIANTS, FP64, LSTM_VARIANTS, cell_for, family, random
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import lstmkit
+from lstmkit.cells import MUTSpec
 
 DT = torch.float64
 T, B, I, H = 5, 3, 4, 3
@@ -97,6 +98,37 @@ def ref_gru(spec, p: dict, x, h):
     return torch.stack(outs), h
 
 
+def ref_mut(spec, p: dict, x, h):
+    """Jozefowicz et al. 2015's MUT1-3 listings (z weights the new value). Where the paper adds
+    x_t unweighted and I != H, the layer's stand-in P x_t takes its place (see lstmkit.cells.mut)."""
+    k, Hh = spec.kind, h.shape[1]
+    rows, free = {1: "zr", 2: "zn", 3: "zrn"}[k], {1: "n", 2: "r", 3: None}[k]
+    if free and x.shape[2] != Hh:
+        rows = "".join(g for g in "zrn" if g in rows or g == free)
+    Wx = dict(zip(rows, p["weight_ih"].split(Hh)))
+    Wh = dict(zip({1: "rn", 2: "zrn", 3: "zrn"}[k], p["weight_hh"].split(Hh)))
+    bz, br, bh = (p.get(f"bias_{g}", 0) for g in "zrh")
+    outs = []
+    for t in range(x.shape[0]):
+        xt = x[t]
+        xhat = xt @ Wx[free].T if free and x.shape[2] != Hh else xt
+        if k == 1:
+            z = torch.sigmoid(xt @ Wx["z"].T + bz)
+            r = torch.sigmoid(xt @ Wx["r"].T + h @ Wh["r"].T + br)
+            n = torch.tanh((r * h) @ Wh["n"].T + torch.tanh(xhat) + bh)
+        elif k == 2:
+            z = torch.sigmoid(xt @ Wx["z"].T + h @ Wh["z"].T + bz)
+            r = torch.sigmoid(xhat + h @ Wh["r"].T + br)
+            n = torch.tanh((r * h) @ Wh["n"].T + xt @ Wx["n"].T + bh)
+        else:
+            z = torch.sigmoid(xt @ Wx["z"].T + torch.tanh(h) @ Wh["z"].T + bz)
+            r = torch.sigmoid(xt @ Wx["r"].T + h @ Wh["r"].T + br)
+            n = torch.tanh((r * h) @ Wh["n"].T + xt @ Wx["n"].T + bh)
+        h = n * z + h * (1 - z)
+        outs.append(h)
+    return torch.stack(outs), h
+
+
 def ref_rnn(spec, p: dict, x, h):
     act = torch.tanh if spec.nonlinearity == "tanh" else torch.relu
     outs = []
@@ -128,7 +160,8 @@ def test_matches_reference_equations(variant, kw, gen, loop):
         if family(variant) == "lstm":
             expected = ref_lstm(m.spec, p, x, hx[0][0], hx[1][0])
         elif family(variant) == "gru":
-            expected = ref_gru(m.spec, p, x, hx[0])
+            ref = ref_mut if isinstance(m.spec, MUTSpec) else ref_gru
+            expected = ref(m.spec, p, x, hx[0])
         else:
             expected = ref_rnn(m.spec, p, x, hx[0])
     _assert_all_close((out, *(s[0] for s in _states(state))), expected)
@@ -176,7 +209,10 @@ def test_internals_obey_the_state_update(variant, gen):
         torch.testing.assert_close(it["h"], o * act, **FP64)
         assert set(it) == set(spec.gates) | {"c", "h"} | ({"f"} if spec.coupled else set())
     elif family(variant) == "gru":
-        torch.testing.assert_close(it["h"], (1 - it["z"]) * it["n"] + it["z"] * h_prev, **FP64)
+        if isinstance(m.spec, MUTSpec):  # Jozefowicz et al.: h_{t+1} = n ⊙ z + h_t ⊙ (1 - z)
+            torch.testing.assert_close(it["h"], it["z"] * it["n"] + (1 - it["z"]) * h_prev, **FP64)
+        else:
+            torch.testing.assert_close(it["h"], (1 - it["z"]) * it["n"] + it["z"] * h_prev, **FP64)
         assert set(it) == {"r", "z", "n", "h"}
     else:
         assert set(it) == {"h"}

@@ -14,7 +14,8 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 T, B, I, H = 8, 16, 2, 8
 STEPS, LR = 30, 0.05
-EXPECTED = ["lstm", "peephole", "nig", "nfg", "nog", "niaf", "noaf", "cifg", "fgr", "gru", "rnn"]
+EXPECTED = ["lstm", "peephole", "nig", "nfg", "nog", "niaf", "noaf", "cifg", "fgr", "gru", "mut1", "mut2", "mut3", "rnn",
+            "clockwork", "grid"]
 
 
 def delayed_copy(batch: int, gen: torch.Generator):
@@ -97,8 +98,9 @@ def test_training_mode_noise_is_active():
 def test_variants_lists_all():
     assert lstmkit.variants() == EXPECTED
     assert lstmkit.variants("lstm") == EXPECTED[:9]
-    assert lstmkit.variants("gru") == ["gru"]
+    assert lstmkit.variants("gru") == ["gru", "mut1", "mut2", "mut3"]
     assert lstmkit.variants("rnn") == ["rnn"]
+    assert lstmkit.variants("clockwork") == ["clockwork"] and lstmkit.variants("grid") == ["grid"]
     with pytest.raises(ValueError, match="family"):
         lstmkit.variants("transformer")
 

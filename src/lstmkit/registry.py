@@ -3,19 +3,26 @@
 Each variant is a name bound to a family (``lstm``, ``gru`` or ``rnn``) and a
 default *spec*: a frozen dataclass of options understood by that family's step
 function (see ``lstmkit.cells``). Adding a variant means registering one spec.
+
+Two more families are whole architectures rather than options of a step function:
+``clockwork`` (Koutník et al. 2014) and ``grid`` (Kalchbrenner et al. 2015). They are
+registered here too, so ``make_layer``, ``--cell`` and ``lstmkit info`` reach them; their
+modules (``lstmkit.ClockworkRNN``, ``lstmkit.GridLSTM``) own their time loops.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-FAMILIES = ("lstm", "gru", "rnn")
+CELL_FAMILIES = ("lstm", "gru", "rnn")  # a spec + step function run by the shared time loop
+ARCHITECTURES = ("clockwork", "grid")  # modules with their own loops (lstmkit.layers.clockwork, .grid)
+FAMILIES = CELL_FAMILIES + ARCHITECTURES
 
 
 @dataclass(frozen=True)
 class Variant:
     name: str
-    family: str  # "lstm" | "gru" | "rnn": which module class and step function run it
+    family: str  # one of FAMILIES: which module class (and step function) runs it
     spec: Any  # the family's spec dataclass with this variant's default options
     summary: str  # one line for `lstmkit info` and docs/variants.md
     reference: str  # paper (and section) the equations come from

@@ -30,6 +30,18 @@ Options (all fields of :class:`LSTMSpec`):
 * layer norm (Ba et al. 2016, section 6 / supplementary LSTM equations):
   ``LN(W x; α_x) + LN(U h; α_h) + b`` and ``h = o ⊙ tanh(LN(C; α_c, β_c))``;
   parameters ``weight_ln_ih`` (G·H), ``weight_ln_hh`` (G·H), ``weight_ln_c``, ``bias_ln_c`` (H).
+* depth gate (Yao, Cohn, Vylomova, Duh & Dyer 2015, "Depth-Gated LSTM", arXiv:1508.03790,
+  sec. 2): in a stack, layer L+1's cell also takes in the cell of the layer below,
+
+  .. math::
+
+      d_t^{(L+1)} &= \sigma(b_d + W_{xd} x_t^{(L+1)} + w_{cd} \odot C_{t-1}^{(L+1)} + w_{ld} \odot C_t^{(L)}) \\
+      C_t^{(L+1)} &= d_t^{(L+1)} \odot C_t^{(L)} + f_t \odot C_{t-1}^{(L+1)} + i_t \odot \tilde C_t
+
+  with x_t^{(L+1)} = h_t^{(L)} the layer's input; ``weight_xd`` (H, I_layer), ``weight_cd``,
+  ``weight_ld``, ``bias_d`` (H). Set by ``LSTM(num_layers>=2, depth_gate=True)`` on layers >= 1
+  (layer 0 has no cell below and no depth gate). The step receives W_xd x_t + b_d + w_ld ⊙ C_t^{(L)}
+  and C_t^{(L)} as 2H extra columns of its input share ``xw`` (see :func:`depth_input`).
 """
 from __future__ import annotations
 
@@ -56,6 +68,7 @@ class LSTMSpec:
     peepholes: tuple[str, ...] = ()  # subset of ("i", "f", "o") with a diagonal peephole
     gate_recurrence: bool = False  # FGR: gates also see all gates' previous activations
     layer_norm: bool = False  # Ba et al. 2016
+    depth_gate: bool = False  # Yao et al. 2015: set per layer by LSTM(depth_gate=True), never registered
 
     family = "lstm"
 
@@ -108,6 +121,10 @@ class LSTMSpec:
             shapes["weight_gr"] = (S * H, S * H)
         if self.layer_norm:
             shapes.update(weight_ln_ih=(G * H,), weight_ln_hh=(G * H,), weight_ln_c=(H,), bias_ln_c=(H,))
+        if self.depth_gate:
+            shapes.update(weight_xd=(H, input_size), weight_cd=(H,), weight_ld=(H,))
+            if bias:
+                shapes["bias_d"] = (H,)
         return shapes
 
     def forget_bias_slice(self, hidden_size: int) -> slice | None:
@@ -143,6 +160,9 @@ def lstm_cell(xw: Tensor, state: tuple, p: dict, spec: LSTMSpec, h_mask: Tensor 
     """
     h, c = state[0], state[1]
     h_in = h if h_mask is None else h * h_mask
+    if spec.depth_gate:  # the last 2H columns: W_xd x + b_d + w_ld ⊙ C^(L)_t, and C^(L)_t itself
+        GH = xw.shape[1] - 2 * c.shape[1]
+        xw, d_pre, c_low = xw[:, :GH], xw[:, GH:GH + c.shape[1]], xw[:, GH + c.shape[1]:]
     pre = xw + project(h_in, p["weight_hh"], p.get("bias_hh"), p.get("weight_ln_hh"))  # (B, G·H)
     z = dict(zip(spec.gates, pre.chunk(len(spec.gates), dim=1)))
     if spec.gate_recurrence:  # FGR: + R_{·i} i_{t-1} + R_{·f} f_{t-1} + R_{·o} o_{t-1}
@@ -162,6 +182,9 @@ def lstm_cell(xw: Tensor, state: tuple, p: dict, spec: LSTMSpec, h_mask: Tensor 
         f = gates["f"] = gate("f", c) if spec.forget_gate else 1.0
     g = gates["g"] = torch.tanh(z["g"]) if spec.input_activation else z["g"]  # C̃_t
     c_new = f * c + i * g  # the conveyor belt: C_t = f ⊙ C_{t-1} + i ⊙ C̃_t
+    if spec.depth_gate:  # Yao et al.: + d_t ⊙ C_t of the layer below, d_t peeping at C_{t-1}
+        d = gates["d"] = torch.sigmoid(d_pre + p["weight_cd"] * c)
+        c_new = c_new + d * c_low
     o = gates["o"] = gate("o", c_new) if spec.output_gate else 1.0
     c_out = F.layer_norm(c_new, c_new.shape[-1:], p["weight_ln_c"], p["bias_ln_c"]) if spec.layer_norm else c_new
     m = o * (torch.tanh(c_out) if spec.output_activation else c_out)  # (B, H)
@@ -170,6 +193,15 @@ def lstm_cell(xw: Tensor, state: tuple, p: dict, spec: LSTMSpec, h_mask: Tensor 
     if spec.gate_recurrence:
         return (h_new, c_new, torch.cat([gates[k] for k in spec.sigmoid_gates], dim=1)), gates
     return (h_new, c_new), gates
+
+
+def depth_input(x: Tensor, p: dict, c_low: Tensor) -> Tensor:
+    """The depth gate's share of a layer's step input, for all rows at once.
+
+    x: (N, I_layer) the layer's input h^(L); c_low: (N, H) the cells C^(L) of the layer below.
+    Returns (N, 2H): [W_xd x + b_d + w_ld ⊙ C^(L), C^(L)], appended to ``input_projection``'s xw.
+    """
+    return torch.cat([F.linear(x, p["weight_xd"], p.get("bias_d")) + p["weight_ld"] * c_low, c_low], dim=1)
 
 
 V = ("i", "f", "o")  # Greff et al.'s vanilla LSTM: all three peepholes

@@ -17,7 +17,7 @@ def run(args) -> int:
     for name in variants():
         v = get_variant(name)
         torch = f"  [= {v.torch_equivalent}]" if v.torch_equivalent else ""
-        print(f"  {name:<9} {v.family:<4}  {v.summary}{torch}")
+        print(f"  {name:<9} {v.family:<9}  {v.summary}{torch}")
     print("tasks (lstmkit train TASK):")
     for name in tasks():
         t = get_task(name)

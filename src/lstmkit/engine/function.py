@@ -23,7 +23,12 @@ _IG, _FG, _OG, _CPL, _IACT, _OACT = 1, 2, 4, 8, 16, 32
 
 
 def supports(spec) -> bool:
-    """Whether the engine computes this spec (the rest runs on the reference loop)."""
+    """Whether the engine computes this spec (the rest runs on the reference loop).
+
+    Specs marked ``reference_only`` (MUT1-3) and depth-gated LSTM layers have no kernel here.
+    """
+    if getattr(spec, "reference_only", False) or getattr(spec, "depth_gate", False):
+        return False
     if spec.family == "lstm":
         return not (spec.gate_recurrence or spec.layer_norm)
     return spec.family in ("gru", "rnn") and not spec.layer_norm

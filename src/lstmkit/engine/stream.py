@@ -12,7 +12,7 @@ variant's pointwise pass, no autograd). It computes exactly what the module's fo
 in eval mode on the same sequence, one step at a time: dropout between layers and recurrent
 dropout are off, zoneout uses its expectation.
 
-Where the engine does not cover the module (``fgr``, layer norm, zoneout, other dtypes or
+Where the engine does not cover the module (``fgr``, MUT1-3, depth gates, layer norm, zoneout, other dtypes or
 devices, or no compiler) the stepper runs the reference loop for one step per call instead:
 same results, slower. Bidirectional modules cannot be streamed (the backward direction needs
 the future) and are refused. After changing the module's parameters make a new stepper (or call
@@ -49,13 +49,16 @@ class Stepper:
         if getattr(module, "bidirectional", False):
             raise ValueError("Stepper: a bidirectional module cannot be streamed one step at a time (its reverse "
                              "direction needs the whole future sequence); use a unidirectional module")
+        if getattr(getattr(module, "spec", None), "family", None) in ("clockwork", "grid"):
+            raise TypeError(f"Stepper streams lstmkit LSTM, GRU and RNN modules; {type(module).__name__} runs "
+                            "its own loop and has no one-step path yet")
         if not hasattr(module, "_params") or not hasattr(module, "num_layers"):
             raise TypeError(f"Stepper needs an lstmkit LSTM, GRU or RNN; got {type(module).__name__}")
         if batch_size < 1:
             raise ValueError(f"Stepper: batch_size must be >= 1; got {batch_size}")
         self.module, self.batch_size, self.spec = module, int(batch_size), module.spec
         first = next(module.parameters())
-        covered = (function.supports(self.spec) and not any(module.zoneout) and first.device.type == "cpu"
+        covered = (function.supports(self.spec) and not any(module.zoneout) and not getattr(module, "depth_gate", False) and first.device.type == "cpu"
                    and first.dtype in (torch.float32, torch.float64))
         if engine is False or engine_mod.mode() == "off" or not covered:
             ext = None
@@ -151,11 +154,16 @@ class Stepper:
 
     def _reference_step(self, x: Tensor) -> Tensor:
         """The reference step function layer by layer, with eval-mode zoneout (the expectation)."""
+        from ..cells.lstm import depth_input
         from ..layers.loop import _zone
 
+        specs = getattr(self.module, "layer_specs", None) or [self.spec] * self.module.num_layers
         for k, (p,) in enumerate(self.module._params()):
             prev = self._state[k]
-            new, _ = self.spec.step(self.spec.input_projection(x, p), prev, p)
+            xw = specs[k].input_projection(x, p)
+            if getattr(specs[k], "depth_gate", False):  # Yao et al.: the cell of the layer below, this step
+                xw = torch.cat([xw, depth_input(x, p, self._state[k - 1][1])], dim=1)
+            new, _ = specs[k].step(xw, prev, p)
             new = tuple(b if not z else _zone(a, b, float(z)) for a, b, z in zip(prev, new, self.module.zoneout))
             self._state[k] = new
             x = new[0]

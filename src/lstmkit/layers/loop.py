@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import engine
+from ..cells.lstm import depth_input
 
 
 def _zone(prev: Tensor, new: Tensor, keep) -> Tensor:
@@ -64,11 +65,13 @@ def run_direction(spec, p: dict, xw: Tensor, batch_sizes: list[int], state: tupl
 
 def run_stack(spec, params: list[list[dict]], x: Tensor, batch_sizes: list[int], hx: tuple, *,
               hidden_size: int, proj_size: int = 0, dropout: float = 0.0, recurrent_dropout: float = 0.0,
-              zoneout: tuple = (), training: bool = False, record: bool = False):
+              zoneout: tuple = (), training: bool = False, record: bool = False, layer_specs: list | None = None):
     """Run a stacked, optionally bidirectional, recurrent network on packed input.
 
     Args:
         params: ``params[layer][direction]`` is a dict of parameters by base name.
+        layer_specs: one spec per layer where they differ (depth-gated LSTM: layers >= 1 carry
+            ``depth_gate=True`` and read the cells of the same direction in the layer below).
         x: (N, I) packed input; batch_sizes as in PackedSequence.
         hx: the torch-visible initial states, each (num_layers * D, B, width).
         zoneout: per state name in ``spec.state_names``, its zoneout rate (0 = none).
@@ -82,13 +85,19 @@ def run_stack(spec, params: list[list[dict]], x: Tensor, batch_sizes: list[int],
     B, N = batch_sizes[0], x.shape[0]
     finals = [[] for _ in hx]
     records = []
-    # The one dispatch point: the compiled engine (lstmkit.engine) runs a layer-direction's whole
-    # time loop, with the same parameters, whenever it covers this spec and these options.
-    run = engine.direction_runner(spec, x, record=record,
-                                  per_step_noise=(training and recurrent_dropout > 0) or any(zoneout)) or run_direction
-    project = getattr(run, "input_projection", spec.input_projection)  # the engine's may use oneDNN
+    specs = layer_specs or [spec] * len(params)
+    cells_below: list = []  # per direction, the cell sequence (N, H) of the layer below (depth gate)
     for layer, directions in enumerate(params):
-        outs, layer_records = [], []
+        lspec = specs[layer]
+        # Cells of this layer are needed when the layer above is depth-gated (Yao et al. 2015).
+        keep_cells = layer + 1 < len(specs) and getattr(specs[layer + 1], "depth_gate", False)
+        # The one dispatch point: the compiled engine (lstmkit.engine) runs a layer-direction's whole
+        # time loop, with the same parameters, whenever it covers this spec and these options.
+        run = engine.direction_runner(lspec, x, record=record or keep_cells,
+                                      per_step_noise=(training and recurrent_dropout > 0) or any(zoneout)) \
+            or run_direction
+        project = getattr(run, "input_projection", lspec.input_projection)  # the engine's may use oneDNN
+        outs, layer_records, cells = [], [], []
         for d, p in enumerate(directions):
             k = layer * D + d
             # States beyond hx (FGR's previous gates) start at zero.
@@ -101,15 +110,22 @@ def run_stack(spec, params: list[list[dict]], x: Tensor, batch_sizes: list[int],
                 zone = tuple((torch.rand(N, w, device=x.device) < z if training else float(z)) if z else None
                              for z, w in zip(zoneout, widths))
             xw = project(x, p)  # all time steps in one GEMM: (N, G·H)
-            # Under CPU autocast that GEMM ran in bf16; the recurrence stays in x's dtype on both
-            # paths, so rounding does not compound from step to step (engine/function.py: run).
+            if getattr(lspec, "depth_gate", False):  # + the depth gate's input share, (N, 2H)
+                xw = torch.cat([xw, depth_input(x, p, cells_below[d])], dim=1)
+            # Under CPU autocast the input GEMMs ran in bf16; the recurrence stays in x's dtype on
+            # both paths, so rounding does not compound from step to step (engine/function.py: run).
             with torch.autocast("cpu", enabled=False):
-                out, state, rec = run(spec, p, xw.to(x.dtype), batch_sizes, s0, reverse=d == 1,
-                                      h_mask=h_mask, zone=zone, record=record)
+                out, state, rec = run(lspec, p, xw.to(x.dtype), batch_sizes, s0, reverse=d == 1,
+                                      h_mask=h_mask, zone=zone, record=record or keep_cells)
             outs.append(out)
+            if keep_cells:
+                cells.append(rec["c"])
+            if record and layer_specs is not None and not getattr(lspec, "depth_gate", False):
+                rec["d"] = torch.zeros_like(rec["c"])  # no cell below: as if d = 0
             layer_records.append(rec)
             for f, s in zip(finals, state):
                 f.append(s)
+        cells_below = cells
         x = outs[0] if D == 1 else torch.cat(outs, dim=1)
         if training and dropout > 0 and layer < len(params) - 1:
             x = F.dropout(x, dropout, True)

@@ -30,6 +30,12 @@ class _TorchConversion:
                                                   "bidirectional", *cls._torch_args)}
         new = cls(module.input_size, module.hidden_size, **kwargs, device=first.device, dtype=first.dtype,
                   **extras)
+        ours, theirs = set(new.state_dict()), set(module.state_dict())
+        if ours != theirs:
+            odd = sorted(ours ^ theirs)[0]
+            raise ValueError(f"{cls.__name__}.from_torch: variant {new.variant!r} (spec {new.spec}"
+                             f"{', depth_gate' if new.depth_gate else ''}) does not have torch.nn's parameters "
+                             f"(e.g. {odd!r} is in only one of them); only torch-shaped variants convert")
         new.load_state_dict(module.state_dict(), strict=True)
         return new
 
@@ -38,6 +44,7 @@ class _TorchConversion:
         torch_spec = self._torch_spec()
         differences = [k for k, v in (("variant/options", self.spec != torch_spec),
                                       ("recurrent_dropout", self.recurrent_dropout > 0),
+                                      ("depth_gate", self.depth_gate),
                                       ("zoneout", any(self.zoneout))) if v]
         if differences:
             raise ValueError(f"{type(self).__name__}.to_torch: torch.nn has no equivalent of "
@@ -73,6 +80,11 @@ class LSTM(_TorchConversion, RecurrentBase):
         recurrent_dropout: variational dropout on h_{t-1} (Gal & Ghahramani 2016), one mask
             per sequence and layer, training mode only.
         zoneout: zoneout rate for h and c (Krueger et al. 2016), or a pair (z_h, z_c).
+        depth_gate: with num_layers >= 2, each layer >= 1 gates the memory cell of the layer
+            below (same direction) into its own, C_t = d_t ⊙ C_t^(below) + f_t ⊙ C_{t-1} + i_t ⊙ C̃_t
+            (Yao et al. 2015, "Depth-Gated LSTM"); on top of any variant. Extra parameters
+            ``weight_xd_lK`` (H, layer input), ``weight_cd_lK``, ``weight_ld_lK``, ``bias_d_lK`` (H)
+            for K >= 1; internals gain ``"d"`` (zero on layer 0). Runs on the reference loop.
 
     Initialisation: every weight and bias ~ U(-1/√H, 1/√H) as in torch, layer-norm gains 1
     and shifts 0, then the forget bias. Inputs and states are as in torch.nn.LSTM; see
@@ -87,11 +99,11 @@ class LSTM(_TorchConversion, RecurrentBase):
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  proj_size: int = 0, device=None, dtype=None, *, variant: str = "lstm", peepholes=None,
                  cifg: bool | None = None, layer_norm: bool | None = None, forget_bias: float | None = 1.0,
-                 recurrent_dropout: float = 0.0, zoneout=0.0):
+                 recurrent_dropout: float = 0.0, zoneout=0.0, depth_gate: bool = False):
         spec = lstm_spec(variant, peepholes, cifg, layer_norm)
         super().__init__(spec, variant, input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, proj_size, device, dtype, forget_bias=forget_bias,
-                         recurrent_dropout=recurrent_dropout, zoneout=zoneout)
+                         recurrent_dropout=recurrent_dropout, zoneout=zoneout, depth_gate=depth_gate)
 
 
 class GRU(_TorchConversion, RecurrentBase):
@@ -100,8 +112,9 @@ class GRU(_TorchConversion, RecurrentBase):
     Args (torch.nn.GRU's): input_size, hidden_size, num_layers=1, bias=True,
         batch_first=False, dropout=0.0, bidirectional=False, device, dtype.
 
-    Keyword-only extras: ``variant`` (one of ``lstmkit.variants("gru")``), ``reset_after``
-    (False: Cho et al. 2014's h̃ = tanh(W x + U(r ⊙ h))), ``layer_norm``,
+    Keyword-only extras: ``variant`` (one of ``lstmkit.variants("gru")``: ``gru``, or
+    Jozefowicz et al. 2015's ``mut1``, ``mut2``, ``mut3``, see ``lstmkit.cells.mut``),
+    ``reset_after`` (GRU only; False: Cho et al. 2014's h̃ = tanh(W x + U(r ⊙ h))), ``layer_norm``,
     ``recurrent_dropout``, ``zoneout`` (on h). State is h_0 (L·D, B, H). ``proj_size``
     is accepted only as 0, as in torch.
     """

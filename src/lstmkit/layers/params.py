@@ -14,7 +14,13 @@ from ..registry import get_variant
 def make_spec(family: str, variant: str, **overrides):
     """The variant's registered spec with the caller's options (those not None) applied."""
     base = get_variant(variant, family).spec
-    return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    fields = {f.name for f in dataclasses.fields(base)}
+    unknown = [k for k in given if k not in fields]
+    if unknown:
+        raise ValueError(f"variant {variant!r} has no option {unknown[0]!r}; its options are: "
+                         f"{', '.join(sorted(fields))}")
+    return dataclasses.replace(base, **given)
 
 
 def lstm_spec(variant: str, peepholes=None, cifg: bool | None = None, layer_norm: bool | None = None):

@@ -1,6 +1,7 @@
 """The torch.nn-compatible recurrent layer shared by LSTM, GRU and RNN."""
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import torch
@@ -24,7 +25,8 @@ class RecurrentBase(nn.Module):
     def __init__(self, spec, variant: str, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, proj_size: int = 0, device=None, dtype=None, *,
-                 forget_bias: float | None = 1.0, recurrent_dropout: float = 0.0, zoneout=0.0):
+                 forget_bias: float | None = 1.0, recurrent_dropout: float = 0.0, zoneout=0.0,
+                 depth_gate: bool = False):
         super().__init__()
         name = type(self).__name__
         self.input_size = check_size("input_size", input_size)
@@ -46,14 +48,25 @@ class RecurrentBase(nn.Module):
         self.mode = spec.family.upper()
         self.bias, self.batch_first, self.bidirectional = bias, batch_first, bidirectional
         self.forget_bias = forget_bias
+        if not isinstance(depth_gate, bool):
+            raise TypeError(f"depth_gate must be a bool; got {type(depth_gate).__name__}")
+        if depth_gate and (spec.family != "lstm" or self.num_layers < 2):
+            raise ValueError(f"{name}: depth_gate=True gates the memory cell of the layer below into each layer "
+                             f"(Yao et al. 2015), so it needs an LSTM with num_layers >= 2; got "
+                             f"{spec.family.upper()} with num_layers={num_layers}")
+        self.depth_gate = depth_gate
+        # One spec per layer: with a depth gate, layers >= 1 carry its parameters and equations.
+        self.layer_specs = ([spec] + [dataclasses.replace(spec, depth_gate=True)] * (self.num_layers - 1)
+                            if depth_gate else None)
 
         factory = {"device": device, "dtype": dtype}
         self._base_names = []  # [layer][direction] -> parameter base names, e.g. "weight_ih"
         out_width = self.proj_size or self.hidden_size
         for layer in range(self.num_layers):
             layer_input = self.input_size if layer == 0 else out_width * self.num_directions
+            lspec = self.layer_specs[layer] if depth_gate else spec
             self._base_names.append([
-                list(register_parameters(self, spec, layer_input, self.hidden_size, self.proj_size, bias,
+                list(register_parameters(self, lspec, layer_input, self.hidden_size, self.proj_size, bias,
                                          self._suffix(layer, d), **factory))
                 for d in range(self.num_directions)])
         self.reset_parameters()
@@ -149,10 +162,7 @@ class RecurrentBase(nn.Module):
         if sorted_idx is not None:
             hx = tuple(h.index_select(1, sorted_idx) for h in hx)
 
-        out, finals, records = run_stack(
-            self.spec, self._params(), data, batch_sizes, hx, hidden_size=self.hidden_size,
-            proj_size=self.proj_size, dropout=self.dropout, recurrent_dropout=self.recurrent_dropout,
-            zoneout=self.zoneout, training=self.training, record=return_internals)
+        out, finals, records = self._run(data, batch_sizes, hx, return_internals)
 
         if unsorted_idx is not None:
             finals = tuple(f.index_select(1, unsorted_idx) for f in finals)
@@ -166,6 +176,15 @@ class RecurrentBase(nn.Module):
         if not return_internals:
             return output, state
         return output, state, self._internals(records, input if packed else None, batch_sizes, unbatched)
+
+    def _run(self, data: Tensor, batch_sizes: list[int], hx: tuple, record: bool):
+        """The time loop on packed data: (out (N, D·width), finals like hx, records or None).
+
+        Architectures with their own loops (clockwork, grid) override this one method.
+        """
+        return run_stack(self.spec, self._params(), data, batch_sizes, hx, hidden_size=self.hidden_size,
+                         proj_size=self.proj_size, dropout=self.dropout, recurrent_dropout=self.recurrent_dropout,
+                         zoneout=self.zoneout, training=self.training, record=record, layer_specs=self.layer_specs)
 
     def _unflatten(self, flat: Tensor, T: int, B: int, unbatched: bool) -> Tensor:
         y = flat.view(T, B, -1)
@@ -231,6 +250,8 @@ class RecurrentBase(nn.Module):
                            ("proj_size", 0), ("recurrent_dropout", 0.0)):
             if getattr(self, k) != default:
                 s += f", {k}={getattr(self, k)}"
+        if self.depth_gate:
+            s += ", depth_gate=True"
         if any(self.zoneout):
             s += f", zoneout={self.zoneout[:2] if self.spec.family == 'lstm' else self.zoneout[0]}"
         return s + f", variant={self.variant!r}, spec={self.spec}"
