@@ -87,6 +87,20 @@ def module_bounds(hidden_size: int, n_modules: int) -> list[int]:
     return [sum(sizes[:i]) for i in range(n_modules + 1)]
 
 
+def refuse_stepping(cell: str, what: str) -> None:
+    """UsageError when ``cell`` is the clockwork RNN and ``what`` runs it one step per call.
+
+    The torch contract carries only h between calls, so every call restarts the clock at t = 0
+    and every module ticks: stepping would silently run a different network from the trained one.
+    """
+    from ..errors import UsageError
+    from ..registry import get_variant
+    if get_variant(cell).family == "clockwork":
+        raise UsageError(f"{what} runs the model one step per call, and the clockwork RNN's module clocks "
+                         f"restart at t = 0 on every call (only h is carried), so it is not supported for "
+                         f"--cell {cell}")
+
+
 class ClockworkRNN(RecurrentBase):
     """Clockwork RNN with torch.nn.RNN's forward contract (tanh units).
 

@@ -51,7 +51,6 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .. import make_layer
 from ..data.pairs import BOS, EOS
-from ..layers.loop import run_stack
 from ..registry import get_variant
 
 ATTENTIONS = ("none", "additive", "multiplicative")
@@ -101,7 +100,7 @@ class StepRNN(nn.Module):
 
     The layer's own forward restarts states it does not expose (FGR's previous gate
     activations) at every call; stepping one token at a time must carry them, so this runs
-    the layer's time loop (``run_stack``) with every entry of ``spec.state_names``. The
+    the layer's time loop (``_run``: ``run_stack``, or an architecture's own) with every entry of ``spec.state_names``. The
     parameters are the layer's own (``self.rnn.weight_ih_l0``, ...). State: a tuple of
     (L, B, width) tensors, widths ``spec.state_widths(H, P)``.
     """
@@ -120,9 +119,8 @@ class StepRNN(nn.Module):
         """x (T, B, I), state -> output (T, B, P or H), next state."""
         r = self.rnn
         T, B = x.shape[:2]
-        out, finals, _ = run_stack(r.spec, r._params(), x.reshape(T * B, -1), [B] * T, state,
-                                   hidden_size=r.hidden_size, proj_size=r.proj_size, dropout=r.dropout,
-                                   zoneout=r.zoneout, training=self.training)
+        # The layer's own loop on the packed rows (run_stack, or the grid's), on the full state.
+        out, finals, _ = r._run(x.reshape(T * B, -1), [B] * T, tuple(state), False)
         return out.view(T, B, -1), finals
 
 

@@ -158,6 +158,8 @@ class LMTask(Task):
     def generate(self, model, vocab, prime: str, length: int, temperature: float = 1.0, top_k: int = 0,
                  seed: int = 0, device: str = "cpu") -> str:
         """``length`` tokens sampled after ``prime`` (temperature 0 = greedy; top_k 0 = all tokens)."""
+        from ..layers.clockwork import refuse_stepping
+        refuse_stepping(model.rnn.variant, "sampling")
         ids = self.encode_prime(vocab, prime)
         gen = torch.Generator(device=device).manual_seed(seed)
         model.eval()

@@ -281,6 +281,8 @@ class MusicTask(Task):
 
     def generate_command(self, args, model, cfg: RunConfig, state) -> int:
         """``lstmkit generate`` for music: a MIDI file and a piano-roll PNG next to it."""
+        from ..layers.clockwork import refuse_stepping
+        refuse_stepping(cfg.model.cell, "music generation")
         if not args.out:
             raise UsageError("music generation needs --out FILE.mid, the MIDI file to write")
         out = Path(args.out)

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from ..data.pairs import (DATE_FORMAT_SETS, PAD, TOKENISERS, PairBatches, PairSplit, Vocab, date_pairs, detokenize,
                           encode_split, make_batch, read_pairs, split_pairs, tokenize)
 from ..errors import UsageError
+from ..registry import get_variant
 from ..models.seq2seq import ATTENTIONS, Seq2Seq, beam_search, greedy_decode
 from ..train.config import RunConfig, register_preset
 from ..train.trainer import StepOutput
@@ -96,6 +97,11 @@ class TranslateTask(Task):
 
     def check_config(self, cfg: RunConfig) -> None:
         o = cfg.options
+        from ..layers.clockwork import refuse_stepping
+        refuse_stepping(cfg.model.cell, "the decoder")
+        if cfg.model.bidirectional and get_variant(cfg.model.cell).family in ("clockwork", "grid"):
+            raise UsageError(f"--bidirectional is not available for --cell {cfg.model.cell}: the {cfg.model.cell} "
+                             f"layer runs in one direction only")
         if cfg.model.tie_weights:
             raise UsageError("--tie-weights is not valid for translate: source and target have their own vocabularies")
         if o.vocab_size != 0 and o.vocab_size < 5:
