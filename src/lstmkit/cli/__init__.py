@@ -11,8 +11,9 @@ import sys
 
 from ..errors import UsageError
 from . import demo, evaluate, generate, info, train
+from . import gradflow
 
-SUBCOMMANDS = {"train": train, "generate": generate, "evaluate": evaluate, "info": info, "demo": demo}
+SUBCOMMANDS = {"train": train, "generate": generate, "evaluate": evaluate, "info": info, "demo": demo, "gradflow": gradflow}
 
 __all__ = ["main", "build_parser", "UsageError"]
 

@@ -36,3 +36,4 @@ def get_task(name: str):
 
 
 from . import lm  # noqa: E402,F401  (registers charlm and wordlm)
+from . import longterm  # noqa: E402,F401  (registers the long-time-lag suite of Hochreiter & Schmidhuber 1997)

@@ -1,0 +1,1 @@
+"""Looking inside trained networks: gradient flow over time (gradflow.py) and other inspections."""
