@@ -267,7 +267,7 @@ def adding_batch(rng: np.random.Generator, n: int, T: int, jitter: bool = True):
     in [-1, 1]; markers are 1.0, 0.0 or -1.0. Lengths are uniform between T and T + T/10.
     Exactly two pairs are marked with 1.0: one of the first ten (its value is X1), then one
     of the first T/2 - 1 still-unmarked pairs (X2). The first and the last pair have marker
-    -1, unless marked; when the first pair is marked, X1 is set to 0 (its value too). The
+    -1, unless marked; when the first pair is marked, its value (the paper's X1) is set to 0. The
     target, given after the last pair, is 0.5 + (X1 + X2) / 4, in [0, 1].
 
     Success criterion: a sequence is correct when the absolute error at its end is below
@@ -279,7 +279,7 @@ def adding_batch(rng: np.random.Generator, n: int, T: int, jitter: bool = True):
     """
     values, markers, lengths, first, second = _marked_pairs(rng, n, T, -1.0, 1.0, jitter)
     cols = np.arange(n)
-    values[0, cols[first == 0]] = 0.0  # the paper's rare case: X1 = 0
+    values[0, markers[0] == 1.0] = 0.0  # the paper's rare case: the first pair is marked, its value is 0
     target = 0.5 + (values[first, cols] + values[second, cols]) / 4.0
     return np.stack([values, markers], axis=-1), target.astype(np.float32), lengths
 
@@ -287,14 +287,14 @@ def adding_batch(rng: np.random.Generator, n: int, T: int, jitter: bool = True):
 def multiplication_batch(rng: np.random.Generator, n: int, T: int):
     """Exp. 5, the multiplication problem: as :func:`adding_batch`, with values in [0, 1].
 
-    The target is X1 * X2; when the first pair is marked, X1 is set to 1.0 (its value too).
+    The target is X1 * X2; when the first pair is marked, its value is set to 1.0.
     Success criterion: a sequence is correct when its absolute error is below 0.04; the
     paper stops when at most n_seq of the 2000 most recent sequences are wrong (n_seq =
     140, and in a second run 13). Here: at most ``max_wrong`` of a fixed validation set.
     """
     values, markers, lengths, first, second = _marked_pairs(rng, n, T, 0.0, 1.0)
     cols = np.arange(n)
-    values[0, cols[first == 0]] = 1.0  # the paper's rare case: X1 = 1
+    values[0, markers[0] == 1.0] = 1.0  # the paper's rare case: the first pair is marked, its value is 1
     target = values[first, cols] * values[second, cols]
     return np.stack([values, markers], axis=-1), target.astype(np.float32), lengths
 

@@ -4,6 +4,10 @@ The build directory is ``$LSTMKIT_CACHE/engine-<digest>`` (default ``~/.cache/ls
 where the digest covers the C++ sources, the compiler flags, the CPU capability and the
 torch and Python versions. A second process with the same digest finds the compiled
 module there and only loads it; editing a source or upgrading torch builds a fresh one.
+
+The sources are copied into the build directory and compiled from there: ninja records
+absolute source paths, so two checkouts of the same version (a worktree, a CI clone)
+building from their own paths would otherwise keep rebuilding each other's cache.
 """
 from __future__ import annotations
 
@@ -79,6 +83,19 @@ def _ninja_on_path():
         os.environ["PATH"] = old
 
 
+def _stage_sources(directory: Path) -> list[str]:
+    """Copy the sources into ``directory/src`` (same digest, same content) and return the .cpp paths."""
+    staged = directory / "src"
+    staged.mkdir(exist_ok=True)
+    for p in sources():
+        target = staged / p.name
+        if not target.exists() or target.read_bytes() != p.read_bytes():
+            tmp = staged / f".{p.name}.{os.getpid()}.tmp"
+            tmp.write_bytes(p.read_bytes())
+            os.replace(tmp, target)  # atomic: a concurrent build never sees half a file
+    return [str(staged / p.name) for p in sources() if p.suffix == ".cpp"]
+
+
 def compile_and_load():
     """Build (if not cached) and import the extension module; raise EngineUnavailable on failure."""
     from torch.utils import cpp_extension
@@ -96,7 +113,7 @@ def compile_and_load():
         print(f"lstmkit: building the compiled engine once (about a minute) in {directory}", file=sys.stderr)
     try:
         with _ninja_on_path():
-            module = cpp_extension.load(name=name, sources=[str(p) for p in sources() if p.suffix == ".cpp"],
+            module = cpp_extension.load(name=name, sources=_stage_sources(directory),
                                         extra_cflags=cflags(), extra_ldflags=["-fopenmp"],
                                         build_directory=str(directory), verbose=False)
     except Exception as e:  # compiler errors, missing ninja, a broken toolchain: all mean "unavailable"

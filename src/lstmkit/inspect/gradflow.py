@@ -69,7 +69,7 @@ def gradient_flow(net, x: torch.Tensor, target: torch.Tensor) -> dict:
         "grad_h": flip(eps_h.grad.norm(dim=-1).mean(1)),
         "grad_x": flip(x.grad.norm(dim=-1).mean(1)),
         "grad_c": flip(eps_c.grad.norm(dim=-1).mean(1)) if lstm else None,
-        "loss": float(per_seq.mean()),
+        "loss": float(per_seq.detach().mean()),
     }
 
 
