@@ -37,6 +37,8 @@ def add_parser(sub) -> None:
     p.add_argument("--train-steps", type=int, default=300, help="Adam steps on the adding problem before the "
                                                                 "second measurement (0: only at initialisation)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate for the training")
+    p.add_argument("--forget-bias", type=float, default=1.0, help="initial forget-gate bias of LSTM-family cells "
+                                                                  "(1: the library default; the long-lag recipes use 5)")
     p.add_argument("--gain", type=float, default=3.0, help="exploding case: W_hh ~ N(0, gain^2 / H); 0 skips it")
     p.add_argument("--explode-steps", type=int, default=100, help="exploding case: SGD steps with and without clipping")
     p.add_argument("--explode-lr", type=float, default=0.1, help="exploding case: SGD learning rate")
@@ -68,15 +70,17 @@ def _check(args) -> list[str]:
         v = getattr(args, flag)
         if not (v > 0 and math.isfinite(v)):
             raise UsageError(f"--{flag.replace('_', '-')} must be a positive number; got {v}")
+    if not math.isfinite(args.forget_bias):
+        raise UsageError(f"--forget-bias must be a finite number; got {args.forget_bias}")
     if not (args.gain >= 0 and math.isfinite(args.gain)):
         raise UsageError(f"--gain must be >= 0; got {args.gain}")
     return cells
 
 
-def _net(cell: str, hidden: int, seed: int):
+def _net(cell: str, hidden: int, seed: int, forget_bias: float = 1.0):
     from ..models.longterm import LongTermNet
     torch.manual_seed(seed)
-    return LongTermNet(cell, 2, hidden, 1, readout="last")
+    return LongTermNet(cell, 2, hidden, 1, readout="last", forget_bias=forget_bias)
 
 
 def _train_adding(net, T: int, steps: int, lr: float, seed: int, *, optimizer: str = "adam", clip: float = 1.0,
@@ -92,7 +96,7 @@ def _train_adding(net, T: int, steps: int, lr: float, seed: int, *, optimizer: s
         opt.zero_grad()
         loss.backward()
         norm = float(nn.utils.clip_grad_norm_(net.parameters(), clip if clip > 0 else float("inf")))
-        log.append((step, float(loss), norm))
+        log.append((step, loss.item(), norm))
         if not (math.isfinite(float(loss)) and math.isfinite(norm)):
             break  # diverged: the log shows where
         opt.step()
@@ -126,10 +130,11 @@ def run(args) -> int:
     x, target = adding_sequences(args.batch, args.T, args.seed)
 
     # ---- each cell at initialisation and after training ----------------------------------------
-    rows, summary = [], {"T": args.T, "hidden": args.hidden, "train_steps": args.train_steps, "cells": {}}
+    rows, summary = [], {"T": args.T, "hidden": args.hidden, "train_steps": args.train_steps,
+                         "forget_bias": args.forget_bias, "lr": args.lr, "cells": {}}
     curves = {}
     for cell in cells:
-        net = _net(cell, args.hidden, args.seed)
+        net = _net(cell, args.hidden, args.seed, args.forget_bias)
         stages = [("init", gradient_flow(net, x, target))]
         train_loss = None
         if args.train_steps:
