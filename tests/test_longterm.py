@@ -292,6 +292,21 @@ def test_tiny_adding_run_through_the_cli(tmp_path, capsys):
     assert h["steps"] == s["steps"] and h["valid_loss"] == s["valid_loss"] and h["test_loss"] == s["test_loss"]
 
 
+@pytest.mark.parametrize("task, opts", [
+    ("multiplication", ["--T", "10"]), ("temporal-order", ["--T", "10", "--symbols", "3"]),
+    ("lag", ["--experiment", "2a", "--lag", "5"]), ("lag", ["--experiment", "2b", "--lag", "5"]),
+    ("lag", ["--experiment", "2c", "--lag", "5", "--distractors", "3"]), ("reber", []),
+    ("continual-reber", ["--strings", "2"]), ("copy", ["--T", "5", "--copy-length", "3"])])
+def test_every_task_trains_and_reports(tmp_path, capsys, task, opts):
+    rc, out, err = run_cli("train", task, *opts, "--budget", "64", "--hidden", "4", "--batch-size", "16",
+                           "--eval-every", "2", "--valid-size", "16", "--test-size", "20", "--out", tmp_path / "r",
+                           capsys=capsys)
+    assert rc == 0, err
+    s = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert s["test_size"] == 20 and 0 <= s["test_errors"] <= 20 and s["valid_size"] == 16
+    assert s["stopped"] in ("solved", "budget") and ("solved after" in out) == s["solved"]
+
+
 def test_solved_run_prints_solved_with_the_sequence_count(tmp_path, capsys):
     # max_wrong = the whole validation set: the criterion holds at the first validation (step 5)
     rc, out, err = run_cli("train", "multiplication", "--T", "10", "--max-wrong", "64", "--budget", "3200", *TINY,

@@ -97,7 +97,7 @@ def _train_adding(net, T: int, steps: int, lr: float, seed: int, *, optimizer: s
         loss.backward()
         norm = float(nn.utils.clip_grad_norm_(net.parameters(), clip if clip > 0 else float("inf")))
         log.append((step, loss.item(), norm))
-        if not (math.isfinite(float(loss)) and math.isfinite(norm)):
+        if not (math.isfinite(log[-1][1]) and math.isfinite(norm)):
             break  # diverged: the log shows where
         opt.step()
     return log
