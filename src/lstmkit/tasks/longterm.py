@@ -160,6 +160,10 @@ class LongTermTask(Task):
     def readout_for(self, o) -> str:
         return self.readout
 
+    def units_per_sequence(self, o) -> int:
+        """Scored units (what the budget and the counts count) in one training sequence."""
+        return 1
+
     # ---- data ------------------------------------------------------------------------------
 
     def _split(self, o, seed: int, stream: int, n: int, chunk: int) -> Split:
@@ -301,9 +305,6 @@ class AddingTask(LongTermTask):
     def sizes(self, o):
         return 2, 1
 
-    def units_per_sequence(self, o) -> int:
-        return 1
-
     def make(self, rng, n, o) -> Batch:
         x, y, lengths = self.make_batch(rng, n, o.T)
         return Batch(_t(x), _t(y), _t(lengths))
@@ -347,9 +348,6 @@ class _ClassifyAtEnd(LongTermTask):
         p = F.softmax(y, dim=-1).gather(1, b.target[:, None])[:, 0]
         return int((p <= self.threshold).sum().item()), int(b.target.shape[0])
 
-    def units_per_sequence(self, o) -> int:
-        return 1
-
 
 class TemporalOrderTask(_ClassifyAtEnd):
     name = "temporal-order"
@@ -392,9 +390,6 @@ class LagTask(LongTermTask):
         if o.experiment == "2c":
             return o.distractors + 4, 2
         return o.lag + 1, (o.lag + 1 if o.experiment == "2a" else 2)
-
-    def units_per_sequence(self, o) -> int:
-        return 1
 
     def readout_for(self, o) -> str:
         return "every" if o.experiment == "2a" else "last"
@@ -446,9 +441,6 @@ class ReberTask(LongTermTask):
 
     def sizes(self, o):
         return 7, 7
-
-    def units_per_sequence(self, o) -> int:
-        return 1
 
     def make(self, rng, n, o) -> Batch:
         x, target, mask, strings = gen.reber_batch(rng, n)
@@ -527,9 +519,6 @@ class CopyTask(LongTermTask):
 
     def sizes(self, o):
         return 10, 10
-
-    def units_per_sequence(self, o) -> int:
-        return 1
 
     def make(self, rng, n, o) -> Batch:
         x, y = gen.copy_batch(rng, n, o.T, o.copy_length)
