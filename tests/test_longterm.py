@@ -267,6 +267,11 @@ def test_trainer_stop_fn_stops_with_its_reason():
     tr = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), TrainConfig(epochs=1), batches, loss_fn,
                  stop_fn=lambda trainer: "budget" if trainer.state.epoch >= 1 else None)
     assert tr.fit() == "budget" and tr.state.step == 10  # asked at the epoch boundary, before "epochs"
+    # a criterion met by the final validation (after max steps) becomes the reason
+    tr = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), TrainConfig(epochs=0, max_steps=3), batches,
+                 loss_fn, evaluate_fn=lambda m, poll: 0.0,
+                 stop_fn=lambda trainer: "solved" if trainer.state.last_eval_step == 3 else None)
+    assert tr.fit() == "solved" and tr.state.step == 3
 
 
 TINY = ["--hidden", "8", "--batch-size", "32", "--eval-every", "5", "--valid-size", "64", "--test-size", "64",

@@ -148,6 +148,8 @@ class Trainer:
             reason = self._loop()
             if reason != "interrupted" and self.evaluate_fn and self.state.last_eval_step != self.state.step:
                 self._validate()
+                if self.stop_fn is not None:  # e.g. "solved" by this last validation
+                    reason = self.stop_fn(self) or reason
         except Interrupted:
             reason = "interrupted"
         finally:
