@@ -10,12 +10,13 @@ import os
 import sys
 
 from ..errors import UsageError
-from . import bench, demo, evaluate, generate, info, predict, train
+from . import bench, demo, evaluate, generate, gradflow, info, predict, train
 from . import inspect as inspect_cmd
 from . import translate as translate_cmd
 
 SUBCOMMANDS = {"train": train, "generate": generate, "evaluate": evaluate, "predict": predict,
-               "translate": translate_cmd, "inspect": inspect_cmd, "bench": bench, "info": info, "demo": demo}
+               "translate": translate_cmd, "inspect": inspect_cmd, "gradflow": gradflow, "bench": bench,
+               "info": info, "demo": demo}
 
 __all__ = ["main", "build_parser", "UsageError"]
 

@@ -21,8 +21,8 @@ def run(args) -> int:
     print("tasks (lstmkit train TASK):")
     for name in tasks():
         t = get_task(name)
-        print(f"  {name:<9} {t.summary}  [default preset {t.default_preset}]")
+        print(f"  {name:<15} {t.summary}  [default preset {t.default_preset}]")
     print("presets (--preset):")
     for name, (task, summary, _) in PRESETS.items():
-        print(f"  {name:<17} {task:<7} {summary}")
+        print(f"  {name:<20} {task:<15} {summary}")
     return 0

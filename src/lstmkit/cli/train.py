@@ -201,7 +201,7 @@ def run(args) -> int:
         verb = "resuming" if args.resume else "training"
         m = cfg.model
         print(f"{verb} {cfg.task} ({cfg.preset or 'no preset'}): {m.layers}x{m.hidden} {m.cell} on "
-              f"{cfg.data.path or 'the built-in data'} -> {out}", flush=True)
+              f"{cfg.data.path or 'built-in or generated data'} -> {out}", flush=True)
     summary = train(cfg, out, resume=args.resume, force=args.force)
     if rank != 0:
         return 0
@@ -218,5 +218,6 @@ def run(args) -> int:
     print(f"done ({summary['stopped']}): {summary['steps']} steps, {summary['epochs']} epochs, "
           f"{summary['train_seconds']:.0f} s, {summary['tokens_per_second']:,.0f} {task.unit}s/s; {best_text}")
     print(f"run directory: {out}  (checkpoint.json, metrics.csv, curve.png, summary.json)")
-    print("next: " + "    ".join(f"lstmkit {c} {out}" for c in task.next_commands))
+    if task.next_commands:
+        print("next: " + "    ".join(f"lstmkit {c} {out}" for c in task.next_commands))
     return 0

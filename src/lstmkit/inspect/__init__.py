@@ -1,4 +1,5 @@
-"""Looking inside trained networks: recordings of gates and states, interpretable cells, pictures.
+"""Looking inside trained networks: recordings of gates and states, interpretable cells, pictures,
+and gradient flow over time (``gradflow.py``, ``lstmkit gradflow``).
 
 >>> rec = lstmkit.inspect.record(model, x)   # per layer, direction, step: i, f, g, o, c, h
 >>> rec["f"].shape                           # (L, D, T, B, H)

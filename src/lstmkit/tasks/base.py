@@ -86,6 +86,14 @@ class Task(ABC):
     def describe(self, loss: float) -> float:
         """The reported metric (``metric_name``) for a mean loss."""
 
+    def stop_reason(self, trainer, data, cfg) -> str | None:
+        """Asked before every training step: a non-empty string stops the run with that reason.
+
+        E.g. "solved" once the latest validation met the task's success criterion (the
+        long-time-lag tasks), or "budget" once a budget of training sequences is spent.
+        """
+        return None
+
     def finish(self, model, data, cfg, out: Path) -> dict:
         """After training, on the best weights: test metrics, plots, files in the run directory.
 

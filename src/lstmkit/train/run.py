@@ -142,7 +142,8 @@ def _train(cfg, out, task, meta, rank, world, force, callbacks, progress) -> dic
             if t.max_steps:
                 total = min(total, t.max_steps) if total else t.max_steps
             cbs.append(ProgressBar(task.metric_name, task.describe, t.log_every, total))
-    trainer = Trainer(ddp_model, optimizer, t, batches, task.loss_fn(cfg), evaluate_fn, schedule, cbs, save_fn)
+    trainer = Trainer(ddp_model, optimizer, t, batches, task.loss_fn(cfg), evaluate_fn, schedule, cbs, save_fn,
+                      stop_fn=lambda tr: task.stop_reason(tr, data, cfg))
 
     if meta is not None:
         _restore(trainer, model, optimizer, meta, state_tensors, best_tensors, carry=rank == 0)

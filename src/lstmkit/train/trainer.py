@@ -99,16 +99,22 @@ class Trainer:
         callbacks: Callback objects, called in order.
         save_fn: ``save_fn(trainer)`` writes a checkpoint; called at each validation (or
             every ``checkpoint_every`` steps), at the end and on Ctrl-C.
+        stop_fn: ``stop_fn(trainer) -> str | None``, asked before every step (and at each
+            epoch boundary): a non-empty string stops training and is the reason ``fit``
+            returns, e.g. "solved" when a task's success criterion was met at the latest
+            validation. Called on every process; under torchrun it must agree across ranks.
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig, batches,
                  loss_fn: Callable[..., StepOutput], evaluate_fn: Callable | None = None,
-                 schedule: Schedule | None = None, callbacks=(), save_fn: Callable | None = None):
+                 schedule: Schedule | None = None, callbacks=(), save_fn: Callable | None = None,
+                 stop_fn: Callable[["Trainer"], str | None] | None = None):
         self.model, self.optimizer, self.config = model, optimizer, config
         self.batches, self.loss_fn, self.evaluate_fn = batches, loss_fn, evaluate_fn
         self.schedule = schedule or Schedule(config.lr)
         self.callbacks = list(callbacks)
         self.save_fn = save_fn
+        self.stop_fn = stop_fn
         self.state = TrainState()
         self.carry = None  # recurrent state carried between batches of an epoch
         self.best_weights: dict | None = None  # CPU copy of the best model's state_dict
@@ -132,7 +138,7 @@ class Trainer:
 
     def fit(self) -> str:
         """Train until a stopping rule fires; returns why: "epochs", "max steps",
-        "time budget", "early stopping" or "interrupted"."""
+        "time budget", "early stopping", "interrupted", or the reason ``stop_fn`` gave."""
         self._start = time.perf_counter()
         seconds_before = self.state.train_seconds
         previous = self._install_sigint()
@@ -142,6 +148,8 @@ class Trainer:
             reason = self._loop()
             if reason != "interrupted" and self.evaluate_fn and self.state.last_eval_step != self.state.step:
                 self._validate()
+                if self.stop_fn is not None:  # e.g. "solved" by this last validation
+                    reason = self.stop_fn(self) or reason
         except Interrupted:
             reason = "interrupted"
         finally:
@@ -163,6 +171,9 @@ class Trainer:
     def _loop(self) -> str:
         cfg, st = self.config, self.state
         while True:
+            reason = self.stop_fn(self) if self.stop_fn is not None else None
+            if reason:
+                return reason
             if cfg.epochs and st.epoch >= cfg.epochs:
                 return "epochs"
             if hasattr(self.batches, "set_epoch"):  # batches reshuffled per epoch, reproducibly on resume
@@ -196,6 +207,9 @@ class Trainer:
             return "interrupted"
         if epoch_end:  # the epoch's batches are done: finish the epoch before honouring limits
             return None
+        reason = self.stop_fn(self) if self.stop_fn is not None else None
+        if reason:
+            return reason
         if cfg.max_steps and self.state.step >= cfg.max_steps:
             return "max steps"
         if out_of_time:
