@@ -27,6 +27,7 @@ from torch import nn
 
 from .. import make_layer
 from ..errors import UsageError
+from ..plots import pyplot, save_figure
 
 # Part 1's recipe. The forget-gate bias matters here: at lag 60 the only learning signal
 # is 60 steps back, and with the usual bias 1 (f ~ 0.73) it shrinks by 0.73^60 ~ 1e-8
@@ -120,11 +121,8 @@ def add_parser(sub) -> None:
 
 
 def _plot_lag(curves: dict, lag: int, path: Path) -> bool:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ModuleNotFoundError:
+    plt = pyplot()
+    if plt is None:
         return False
     fig, ax = plt.subplots(figsize=(6, 4))
     for cell, curve in curves.items():
@@ -137,8 +135,7 @@ def _plot_lag(curves: dict, lag: int, path: Path) -> bool:
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
     return True
 
 

@@ -24,6 +24,7 @@ from torch import nn
 
 from ..errors import UsageError
 from ..registry import variants
+from ..plots import pyplot, save_figure
 
 
 def add_parser(sub) -> None:
@@ -199,13 +200,7 @@ def run(args) -> int:
 
 
 def _pyplot():
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ModuleNotFoundError:
-        raise UsageError("lstmkit gradflow's plots need matplotlib: pip install matplotlib") from None
-    return plt
+    return pyplot("lstmkit gradflow's plots")
 
 
 def _positive(v):
@@ -231,9 +226,7 @@ def _plot(curves: dict, cells: list[str], args, path: Path) -> None:
     axes[0][0].set_ylabel("gradient norm (mean over sequences)")
     axes[0][-1].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path.with_suffix(".tmp.png"), dpi=100)
-    plt.close(fig)
-    os.replace(path.with_suffix(".tmp.png"), path)
+    save_figure(fig, path)
 
 
 def _plot_exploding(g: dict, logs: dict, args, path: Path) -> None:
@@ -255,6 +248,4 @@ def _plot_exploding(g: dict, logs: dict, args, path: Path) -> None:
     for ax in axes:
         ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    fig.savefig(path.with_suffix(".tmp.png"), dpi=100)
-    plt.close(fig)
-    os.replace(path.with_suffix(".tmp.png"), path)
+    save_figure(fig, path)

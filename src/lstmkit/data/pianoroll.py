@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
+from ..plots import pyplot, save_figure
 
 LOW, HIGH = 21, 108  # MIDI pitches of the piano's lowest (A0) and highest (C8) key
 KEYS = HIGH - LOW + 1  # 88
@@ -306,10 +307,7 @@ def write_midi(roll: np.ndarray, path, steps_per_beat: int = 1, tempo_bpm: float
 
 def plot_roll(roll: np.ndarray, path, title: str = "", prime_steps: int = 0) -> None:
     """A piano-roll PNG: time across, pitch up, only the range of keys used (plus a margin)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot("the piano-roll PNG")
     roll = np.asarray(roll) > 0.5
     used = np.flatnonzero(roll.any(axis=0))
     lo, hi = (int(used.min()) - 2, int(used.max()) + 3) if used.size else (39 - LOW, 84 - LOW)
@@ -324,14 +322,7 @@ def plot_roll(roll: np.ndarray, path, title: str = "", prime_steps: int = 0) -> 
     ax.set_ylabel("MIDI pitch")
     ax.set_title(title)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.png")
-    try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        tmp.unlink(missing_ok=True)
+    save_figure(fig, path)
 
 
 # ---- music21's Bach chorales --------------------------------------------------------------------

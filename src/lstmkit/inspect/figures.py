@@ -21,30 +21,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UsageError
 from .record import SIGMOID_GATES
+from ..plots import pyplot, save_figure
 
 LAYER_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
 
 def _pyplot():
-    try:
-        import matplotlib
-    except ImportError:
-        raise UsageError("the inspect figures need the matplotlib package: pip install 'lstmkit[cli]'") from None
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-    return plt
+    return pyplot("the inspect figures")
 
 
 def _save(fig, path) -> Path:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, dpi=fig.dpi, format="png")
-    tmp.replace(path)
-    import matplotlib.pyplot as plt
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=None)
 
 
 def saturation(recording, *, low: float = 0.1, high: float = 0.9) -> dict[str, np.ndarray]:

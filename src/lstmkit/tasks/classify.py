@@ -32,6 +32,7 @@ from ..train.config import RunConfig, register_preset
 from ..train.trainer import StepOutput
 from . import register_task
 from .base import Task, option
+from ..plots import pyplot, save_figure
 
 EVAL_CHUNK = 256  # sequences per forward pass when evaluating
 
@@ -303,11 +304,8 @@ class Classify(Task):
 
 
 def plot_confusion(png: Path, cm: np.ndarray, classes: list, title: str) -> bool:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ModuleNotFoundError:
+    plt = pyplot()
+    if plt is None:
         return False
     C = len(classes)
     size = min(3 + 0.45 * C, 14)
@@ -326,10 +324,7 @@ def plot_confusion(png: Path, cm: np.ndarray, classes: list, title: str) -> bool
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    tmp = png.with_name(png.name + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(png)
+    save_figure(fig, png)
     return True
 
 

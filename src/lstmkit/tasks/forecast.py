@@ -29,6 +29,7 @@ from ..train.config import RunConfig, register_preset
 from ..train.trainer import StepOutput
 from . import register_task
 from .base import Task, option
+from ..plots import pyplot, save_figure
 
 EVAL_CHUNK = 512  # windows per forward pass when evaluating (no gradients: memory is small)
 
@@ -345,11 +346,8 @@ def _xs(series: Series) -> list:
 def plot_forecast(png: Path, series: Series, test_start: int, orig: np.ndarray, pred: np.ndarray, H: int,
                   title: str) -> bool:
     """History, actual test values and H-step forecasts from every H-th test origin; False without matplotlib."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ModuleNotFoundError:
+    plt = pyplot()
+    if plt is None:
         return False
     xs, y = _xs(series), series.values[:, 0]
     start = max(0, test_start - 3 * (len(y) - test_start))  # enough history to see the pattern
@@ -366,10 +364,7 @@ def plot_forecast(png: Path, series: Series, test_start: int, orig: np.ndarray, 
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
-    tmp = png.with_name(png.name + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(png)
+    save_figure(fig, png)
     return True
 
 

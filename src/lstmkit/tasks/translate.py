@@ -27,6 +27,7 @@ from ..train.config import RunConfig, register_preset
 from ..train.trainer import StepOutput
 from . import register_task
 from .base import Task, option
+from ..plots import pyplot, save_figure
 
 N_SAMPLES = 5  # sample translations printed after training
 
@@ -281,11 +282,8 @@ def plot_attention(weights: torch.Tensor, src_tokens: list[str], out_tokens: lis
 
     Returns False when matplotlib is missing (then nothing is written).
     """
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ModuleNotFoundError:
+    plt = pyplot()
+    if plt is None:
         return False
     w = weights.numpy()
     rows = list(out_tokens)[:w.shape[0]] + ["<eos>"] * max(0, w.shape[0] - len(out_tokens))
@@ -300,10 +298,7 @@ def plot_attention(weights: torch.Tensor, src_tokens: list[str], out_tokens: lis
         ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.03)
     fig.tight_layout()
-    tmp = png.with_name(png.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, png)
+    save_figure(fig, png, dpi=110)
     return True
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from .trainer import Callback, Trainer
+from ..plots import pyplot, save_figure
 
 CSV_FIELDS = ["step", "epoch", "split", "loss", "metric", "metric_value", "lr", "tokens_per_s", "elapsed_s"]
 
@@ -166,11 +167,8 @@ class ProgressBar(Callback):
 
 def plot_curves(csv_path: Path, png_path: Path, metric_name: str, title: str) -> bool:
     """Learning curves (train and valid loss per step) from metrics.csv; False without matplotlib."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ModuleNotFoundError:
+    plt = pyplot()
+    if plt is None:
         return False
     series: dict[str, tuple[list, list]] = {"train": ([], []), "valid": ([], [])}
     with open(csv_path, newline="") as f:
@@ -188,6 +186,5 @@ def plot_curves(csv_path: Path, png_path: Path, metric_name: str, title: str) ->
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, png_path)
     return True
