@@ -204,6 +204,11 @@ def test_prime_with_unknown_characters(earlier, capsys):
     assert "☃" in line
 
 
+@pytest.mark.parametrize("flags", [["--out", "piece.mid"], ["--steps", "8"]])
+def test_music_flags_on_a_language_model(earlier, capsys, flags):
+    assert_usage_error(run_cli("generate", earlier, *flags, capsys=capsys), "for music runs")
+
+
 def test_exit_code_and_stderr_of_the_real_command(tmp_path):
     """The same contract through a real process: exit status 2, one line, no traceback."""
     r = run_subprocess("train", "charlm", "--data", tmp_path / "missing.txt", "--out", tmp_path / "run")

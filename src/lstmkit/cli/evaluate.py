@@ -1,11 +1,10 @@
 """``lstmkit evaluate RUN_DIR``: loss and bits/char, perplexity or NLL per time step on a split.
 
-A task with an ``evaluate_command(args, model, cfg, state, meta)`` method (music) reports
-its own numbers; language models print loss and bpc / perplexity here.
+The run's task reports (``Task.evaluate_command``): language models loss and bpc /
+perplexity, music the NLL per time step.
 """
 from __future__ import annotations
 
-import math
 
 
 def add_parser(sub) -> None:
@@ -23,15 +22,5 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..train.run import load_run
 
-    task, cfg, vocab, model, meta = load_run(args.run_dir, "last" if args.last else "best")
-    if hasattr(task, "evaluate_command"):
-        return task.evaluate_command(args, model, cfg, vocab, meta)
-    ids = task.eval_data(cfg, vocab, args.split, args.data)
-    loss = task.evaluate(model, ids, cfg)
-    unit = task.unit[:4] if task.unit == "character" else task.unit
-    step = meta["trainer"]["train_state"]
-    weights = "latest" if args.last or "best" not in meta["files"] else f"best (step {step['best_step']})"
-    print(f"{args.split}: loss {loss:.4f} nats/{unit}, {task.metric_name} {task.describe(loss):.4f}"
-          + (f", {loss / math.log(2):.4f} bits/{unit}" if task.metric_name == "ppl" else "")
-          + f"  ({ids.numel():,} {task.unit}s, {weights} weights)")
-    return 0
+    task, cfg, state, model, meta = load_run(args.run_dir, "last" if args.last else "best")
+    return task.evaluate_command(args, model, cfg, state, meta)

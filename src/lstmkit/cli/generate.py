@@ -1,7 +1,6 @@
 """``lstmkit generate RUN_DIR``: sample text from a trained language model, or music from a music run.
 
-A task with a ``generate_command(args, model, cfg, state)`` method (music) handles the
-command itself; language models use ``task.generate`` and print the text.
+The flags are checked here; the run's task does the rest (``Task.generate_command``).
 """
 from __future__ import annotations
 
@@ -34,13 +33,5 @@ def run(args) -> int:
         raise UsageError(f"--temperature must be >= 0; got {args.temperature}")
     if args.top_k < 0:
         raise UsageError(f"--top-k must be >= 0; got {args.top_k}")
-    task, cfg, vocab, model, _ = load_run(args.run_dir, "last" if args.last else "best")
-    if hasattr(task, "generate_command"):
-        return task.generate_command(args, model, cfg, vocab)
-    if not hasattr(task, "generate"):
-        raise UsageError(f"task {task.name} does not generate text")
-    prime = args.prime if args.prime is not None else task.default_prime(vocab)
-    text = task.generate(model, vocab, prime, args.length, args.temperature, args.top_k, args.seed,
-                         cfg.train.device)
-    print(text)
-    return 0
+    task, cfg, state, model, _ = load_run(args.run_dir, "last" if args.last else "best")
+    return task.generate_command(args, model, cfg, state)

@@ -101,6 +101,18 @@ class Task(ABC):
         """
         return {}
 
+    def evaluate_command(self, args, model, cfg, state, meta) -> int:
+        """``lstmkit evaluate``: the loss and metric on ``args.split`` (or other data, ``args.data``)."""
+        split = self.eval_data(cfg, state, args.split, args.data)
+        loss = self.evaluate(model, split, cfg)
+        print(f"{args.split}: loss {loss:.4f}, {self.metric_name} {self.describe(loss):.4f}")
+        return 0
+
+    def generate_command(self, args, model, cfg, state) -> int:
+        """``lstmkit generate``: what this task generates (text, a MIDI file); by default nothing."""
+        from ..errors import UsageError
+        raise UsageError(f"task {self.name} does not generate; `lstmkit generate` is for language models and music")
+
     def eval_data(self, cfg, state, split: str, path: str | None):
         """The split ``lstmkit evaluate`` evaluates on (``path``: other data given with --data)."""
         from ..errors import UsageError

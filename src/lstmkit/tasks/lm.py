@@ -144,7 +144,26 @@ class LMTask(Task):
                 count += y.numel()
         return total / max(count, 1)
 
+    def evaluate_command(self, args, model, cfg, vocab, meta) -> int:
+        ids = self.eval_data(cfg, vocab, args.split, args.data)
+        loss = self.evaluate(model, ids, cfg)
+        unit = self.unit[:4] if self.unit == "character" else self.unit
+        step = meta["trainer"]["train_state"]
+        weights = "latest" if args.last or "best" not in meta["files"] else f"best (step {step['best_step']})"
+        print(f"{args.split}: loss {loss:.4f} nats/{unit}, {self.metric_name} {self.describe(loss):.4f}"
+              + (f", {loss / math.log(2):.4f} bits/{unit}" if self.metric_name == "ppl" else "")
+              + f"  ({ids.numel():,} {self.unit}s, {weights} weights)")
+        return 0
+
     # ---- generation ---------------------------------------------------------------------------
+
+    def generate_command(self, args, model, cfg, vocab) -> int:
+        if args.out or args.steps is not None:
+            raise UsageError("--out and --steps are for music runs; a language model prints --length tokens")
+        prime = args.prime if args.prime is not None else self.default_prime(vocab)
+        print(self.generate(model, vocab, prime, args.length, args.temperature, args.top_k, args.seed,
+                            cfg.train.device))
+        return 0
 
     @abstractmethod
     def encode_prime(self, vocab, prime: str) -> list[int]:
