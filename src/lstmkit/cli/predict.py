@@ -28,9 +28,6 @@ def run(args) -> int:
     from ..train.run import load_run
 
     task, cfg, state, model, _ = load_run(args.run_dir, "last" if args.last else "best")
-    if not hasattr(task, "predict"):
-        raise UsageError(f"{str(args.run_dir)!r} is a {task.name} run; lstmkit predict works on forecast and "
-                         f"classify runs")
     out = Path(args.out) if args.out else Path(args.run_dir) / DEFAULT_OUT.get(task.name, "predictions.csv")
     if out.is_dir():
         raise UsageError(f"--out {str(out)!r} is a directory; expected a file name")

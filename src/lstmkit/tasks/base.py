@@ -113,6 +113,12 @@ class Task(ABC):
         from ..errors import UsageError
         raise UsageError(f"task {self.name} does not generate; `lstmkit generate` is for language models and music")
 
+    def predict(self, model, cfg, state, path: str | None, out: Path) -> str:
+        """``lstmkit predict``: write predictions for ``path`` (or the run's own test data) to ``out``;
+        returns a line for the user. Only the time-series tasks predict."""
+        from ..errors import UsageError
+        raise UsageError(f"lstmkit predict works on forecast and classify runs; this is a {self.name} run")
+
     def eval_data(self, cfg, state, split: str, path: str | None):
         """The split ``lstmkit evaluate`` evaluates on (``path``: other data given with --data)."""
         from ..errors import UsageError
