@@ -50,3 +50,5 @@ printf '%s\n' "${ALL[@]}" | xargs -P "$JOBS" -I{} bash -c 'run_one {} || true'
 # The depth-gated LSTM (2 layers, matched parameters), after the rest, as recorded:
 #   PYTHONPATH=src $PY benchmarks/family_depthgate.py --task adding --count
 #   PYTHONPATH=src $PY benchmarks/family_depthgate.py --task adding --hidden 36 --time-budget 240 --out runs/family/adding-depthgate
+# The LSTM on temporal order with the compiled engine on (the extra row of that table):
+#   LSTMKIT_ENGINE=1 benchmarks/family_runs.sh temporal-order:lstm:64:lstm-engine
