@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import lstmkit
 
 from cli_helpers import run_cli
 from conftest import FP64
@@ -412,3 +413,19 @@ def test_gradflow_refuses_a_non_empty_out(tmp_path, capsys):
     (tmp_path / "keep.txt").write_text("mine")
     _usage_error(run_cli("gradflow", "--out", tmp_path, capsys=capsys), "already exists and is not empty")
     assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_forget_bias_reaches_every_cell_with_forget_gates():
+    """The long-lag presets' forget bias reaches the LSTM family and the grid LSTM alike: the
+    network's layer equals the layer built directly with that forget bias (same seed)."""
+    from lstmkit.models.longterm import LongTermNet
+    for cell in ("lstm", "peephole", "grid"):
+        torch.manual_seed(0)
+        net = LongTermNet(cell, 2, 8, 1, forget_bias=5.0)
+        torch.manual_seed(0)
+        direct = lstmkit.make_layer(cell, 2, 8, forget_bias=5.0)
+        torch.manual_seed(0)
+        default = lstmkit.make_layer(cell, 2, 8)
+        got = dict(net.rnn.named_parameters())
+        assert all(torch.equal(got[n], p) for n, p in direct.named_parameters()), cell
+        assert any(not torch.equal(got[n], p) for n, p in default.named_parameters()), cell

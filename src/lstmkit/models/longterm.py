@@ -16,7 +16,8 @@ class LongTermNet(nn.Module):
         output_size: read-out width (classes, symbols, or 1 for a regression target).
         readout: "last" reads the output after each sequence's last input (padded batches:
             the step ``lengths - 1``); "every" reads every step.
-        forget_bias: initial forget-gate bias of LSTM-family cells (ignored by GRU and RNN).
+        forget_bias: initial forget-gate bias of cells with forget gates, the LSTM family and the
+            grid LSTM (ignored by GRU, MUT, RNN and clockwork cells).
         **layer_kwargs: passed to :func:`lstmkit.make_layer` (e.g. ``nonlinearity="relu"`` for rnn).
 
     ``forward(x, lengths)``: x (T, B, I) time-major and padded, lengths (B,) -> (B, O) for
@@ -29,7 +30,7 @@ class LongTermNet(nn.Module):
         super().__init__()
         if readout not in ("last", "every"):
             raise ValueError(f"readout must be 'last' or 'every'; got {readout!r}")
-        if get_variant(cell).family == "lstm":
+        if get_variant(cell).family in ("lstm", "grid"):
             layer_kwargs["forget_bias"] = forget_bias
         self.rnn = make_layer(cell, input_size, hidden_size, num_layers=num_layers, **layer_kwargs)
         self.head = nn.Linear(hidden_size, output_size)
