@@ -561,3 +561,39 @@ def test_cli_wordlm_with_the_new_cells(cell, tmp_path, capsys, monkeypatch):
 def test_cli_refuses_options_the_cell_lacks(cell, flags, needle, tmp_path, earlier, capsys):
     data = write_text(tmp_path)
     assert_usage_error(train_over(earlier, capsys, "charlm", "--data", data, *TINY, "--cell", cell, *flags), needle)
+
+
+def test_cli_depth_gate_trains_charlm_and_adding(tmp_path, capsys, monkeypatch):
+    """``--depth-gate`` builds the depth-gated LSTM (its weight_xd_l1, ...) for charlm and a long-lag task."""
+    import json as _json
+    monkeypatch.setenv("LSTMKIT_ENGINE", "0")
+    data = write_text(tmp_path)
+    run = tmp_path / "lm"
+    rc, out, err = run_cli("train", "charlm", "--data", data, *TINY, "--layers", 2, "--depth-gate",
+                           "--max-steps", 2, "--out", run, capsys=capsys)
+    assert rc == 0, err
+    meta = _json.loads((run / "checkpoint.json").read_text())
+    assert meta["config"]["model"]["depth_gate"] is True
+    from lstmkit.train.run import load_run
+    _, _, _, model, _ = load_run(run)
+    names = {n for n, _ in model.named_parameters()}
+    assert {"rnn.weight_xd_l1", "rnn.weight_cd_l1", "rnn.weight_ld_l1", "rnn.bias_d_l1"} <= names
+    rc, _, err = run_cli("generate", run, "--length", 5, capsys=capsys)
+    assert rc == 0, err
+    rc, _, err = run_cli("train", "adding", "--T", 10, "--hidden", 8, "--layers", 2, "--depth-gate",
+                         "--max-steps", 2, "--out", tmp_path / "add", capsys=capsys)
+    assert rc == 0, err
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["charlm", "--layers", "1"], "--layers >= 2"),
+    (["charlm", "--layers", "2", "--cell", "gru"], "LSTM-family cell"),
+    (["translate", "--layers", "2"], "not available for task translate"),
+])
+def test_cli_depth_gate_bad_input(argv, needle, tmp_path, capsys):
+    data = write_text(tmp_path)
+    extra = ["--data", data] if argv[0] == "charlm" else []
+    rc, _, err = run_cli("train", *argv, *extra, "--depth-gate", "--max-steps", 1, "--out", tmp_path / "r",
+                         capsys=capsys)
+    assert rc == 2 and needle in err and err.count("\n") == 1, err
+    assert not (tmp_path / "r").exists()

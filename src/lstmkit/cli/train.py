@@ -70,7 +70,7 @@ def task_option_flags() -> dict:
     Two tasks may share an option (e.g. --window) when they give it the same type.
     """
     core = {f for f, *_ in FLAGS} | {"--preset", "--config", "--out", "--resume", "--force", "--bidirectional",
-                                     "--tie-weights", "--help"}
+                                     "--tie-weights", "--depth-gate", "--help"}
     flags: dict = {}
     for name in tasks():
         for f in option_fields(get_task(name)):
@@ -99,6 +99,9 @@ def add_parser(sub) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing run in --out")
     p.add_argument("--bidirectional", action="store_const", const=True, default=None,
                    help="bidirectional layers (for tasks that see the whole input; not language models)")
+    p.add_argument("--depth-gate", action="store_const", const=True, default=None,
+                   help="depth-gated LSTM (Yao et al. 2015): each layer's cell takes in the cell below; "
+                        "LSTM-family cells, --layers >= 2")
     p.add_argument("--tie-weights", action="store_const", const=True, default=None,
                    help="share the embedding and decoder weights")
     for flag, _, _, kind, help_text in FLAGS:
@@ -115,7 +118,8 @@ def add_parser(sub) -> None:
 
 def _overrides(args) -> dict:
     """{(section, field): value} for the flags actually given; UsageError for another task's option."""
-    given = {("model", "bidirectional"): args.bidirectional, ("model", "tie_weights"): args.tie_weights}
+    given = {("model", "bidirectional"): args.bidirectional, ("model", "tie_weights"): args.tie_weights,
+             ("model", "depth_gate"): args.depth_gate}
     for flag, section, field, _, _ in FLAGS:
         given[(section, field)] = getattr(args, _dest(flag))
     own = {f.name for f in option_fields(get_task(args.task))}

@@ -31,7 +31,7 @@ class LanguageModel(nn.Module):
 
     def __init__(self, vocab_size: int, cell: str = "lstm", hidden_size: int = 128, num_layers: int = 1,
                  embed_size: int = 0, dropout: float = 0.0, proj_size: int = 0, recurrent_dropout: float = 0.0,
-                 zoneout: float = 0.0, tie_weights: bool = False, init_range: float = 0.0):
+                 zoneout: float = 0.0, tie_weights: bool = False, init_range: float = 0.0, depth_gate: bool = False):
         super().__init__()
         embed_size = embed_size or hidden_size
         self.embed = nn.Embedding(vocab_size, embed_size)
@@ -40,6 +40,8 @@ class LanguageModel(nn.Module):
                   recurrent_dropout=recurrent_dropout, zoneout=zoneout)
         if proj_size:
             kw["proj_size"] = proj_size
+        if depth_gate:  # Yao et al. 2015 (lstmkit.LSTM's depth_gate)
+            kw["depth_gate"] = True
         self.rnn = make_layer(cell, embed_size, hidden_size, **kw)
         out_width = proj_size or hidden_size
         self.decoder = nn.Linear(out_width, vocab_size)

@@ -39,12 +39,15 @@ class PianoRollModel(nn.Module):
     """
 
     def __init__(self, cell: str = "lstm", hidden_size: int = 36, num_layers: int = 1, dropout: float = 0.0,
-                 proj_size: int = 0, recurrent_dropout: float = 0.0, zoneout: float = 0.0, keys: int = KEYS):
+                 proj_size: int = 0, recurrent_dropout: float = 0.0, zoneout: float = 0.0, keys: int = KEYS,
+                 depth_gate: bool = False):
         super().__init__()
         kw = dict(num_layers=num_layers, dropout=dropout if num_layers > 1 else 0.0,
                   recurrent_dropout=recurrent_dropout, zoneout=zoneout)
         if proj_size:
             kw["proj_size"] = proj_size
+        if depth_gate:  # Yao et al. 2015 (lstmkit.LSTM's depth_gate)
+            kw["depth_gate"] = True
         self.rnn = make_layer(cell, keys, hidden_size, **kw)
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(proj_size or hidden_size, keys)

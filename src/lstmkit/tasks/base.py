@@ -41,6 +41,7 @@ class Task(ABC):
     data_help = ""  # what --data means for this task
     Options = None  # a dataclass of task-specific settings, or None
     next_commands: tuple = ("evaluate",)  # subcommands `lstmkit train` suggests for the finished run
+    supports_depth_gate = False  # whether build_model passes cfg.model.depth_gate to its layer
     run_files: tuple = ()  # file names finish() writes into the run directory (--force deletes them)
 
     def check_config(self, cfg) -> None:

@@ -66,6 +66,7 @@ def min_train_tokens(cfg: RunConfig, world: int = 1) -> int:
 
 class LMTask(Task):
     next_commands = ("generate", "evaluate")
+    supports_depth_gate = True
     metric_name = ""  # "bpc" or "ppl"
     unit = ""  # "character" or "word"
 
@@ -110,7 +111,8 @@ class LMTask(Task):
         m = cfg.model
         return LanguageModel(len(vocab), cell=m.cell, hidden_size=m.hidden, num_layers=m.layers, embed_size=m.embed,
                              dropout=m.dropout, proj_size=m.proj, recurrent_dropout=m.recurrent_dropout,
-                             zoneout=m.zoneout, tie_weights=m.tie_weights, init_range=m.init_range)
+                             zoneout=m.zoneout, tie_weights=m.tie_weights, init_range=m.init_range,
+                             depth_gate=m.depth_gate)
 
     def batches(self, cfg: RunConfig, data: LMData, rank: int = 0, world: int = 1) -> LMBatches:
         return LMBatches(data.train, cfg.train.batch_size, cfg.train.seq_len, rank, world, cfg.train.device)

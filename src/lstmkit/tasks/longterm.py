@@ -131,6 +131,8 @@ class LongTermTask(Task):
     ``errors(y, batch, opts) -> (wrong units, units)``, and the text of its ``criterion``.
     """
 
+    supports_depth_gate = True  # LongTermNet passes depth_gate to its layer
+
     unit = "sequence"
     readout = "last"
     criterion = ""
@@ -191,7 +193,8 @@ class LongTermTask(Task):
         I, O = self.sizes(cfg.options)
         return LongTermNet(m.cell, I, m.hidden, O, num_layers=m.layers, readout=self.readout_for(cfg.options),
                            forget_bias=cfg.options.forget_bias, dropout=m.dropout if m.layers > 1 else 0.0,
-                           recurrent_dropout=m.recurrent_dropout, zoneout=m.zoneout)
+                           recurrent_dropout=m.recurrent_dropout, zoneout=m.zoneout,
+                           **({"depth_gate": True} if m.depth_gate else {}))
 
     def batches(self, cfg: RunConfig, data, rank: int = 0, world: int = 1) -> "Batches":
         return Batches(self, cfg, rank, world)

@@ -113,6 +113,7 @@ class MusicTask(Task):
                  "default: the Bach chorales bundled with music21")
     Options = MusicOptions
     next_commands = ("generate", "evaluate")
+    supports_depth_gate = True
 
     # ---- config and data ------------------------------------------------------------------
 
@@ -179,7 +180,7 @@ class MusicTask(Task):
     def build_model(self, cfg: RunConfig, state) -> PianoRollModel:
         m = cfg.model
         return PianoRollModel(m.cell, m.hidden, m.layers, dropout=m.dropout, proj_size=m.proj,
-                              recurrent_dropout=m.recurrent_dropout, zoneout=m.zoneout)
+                              recurrent_dropout=m.recurrent_dropout, zoneout=m.zoneout, depth_gate=m.depth_gate)
 
     def batches(self, cfg: RunConfig, data: MusicData, rank: int = 0, world: int = 1) -> RollBatches:
         t = cfg.train

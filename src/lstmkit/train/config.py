@@ -33,6 +33,7 @@ class ModelConfig:
     embed: int = 0  # token embedding width; 0 = same as hidden
     proj: int = 0  # LSTMP projection width (Sak et al. 2014), LSTM family only; 0 = none
     bidirectional: bool = False  # only for tasks that see the whole input; never for language models
+    depth_gate: bool = False  # depth gates between stacked LSTM layers (Yao et al. 2015): LSTM family, layers >= 2
     dropout: float = 0.0  # on embeddings, between layers and before the decoder (Zaremba et al. 2014)
     recurrent_dropout: float = 0.0  # variational dropout on h_{t-1} (Gal & Ghahramani 2016)
     zoneout: float = 0.0  # zoneout rate on h and c (Krueger et al. 2016)
@@ -254,6 +255,9 @@ def validate(cfg: RunConfig) -> None:
     for flag, v in nonneg.items():
         if v < 0:
             raise UsageError(f"{flag} must be >= 0; got {v}")
+    if m.depth_gate and (get_variant(m.cell).family != "lstm" or m.layers < 2):
+        raise UsageError(f"--depth-gate needs an LSTM-family cell and --layers >= 2; got --cell {m.cell} with "
+                         f"--layers {m.layers}")
     if m.proj and get_variant(m.cell).family != "lstm":
         raise UsageError(f"--proj needs an LSTM-family cell; {m.cell!r} is a {get_variant(m.cell).family}")
     if m.proj >= m.hidden:

@@ -81,6 +81,9 @@ def train(cfg: RunConfig, out, *, resume: bool = False, force: bool = False, cal
     out = Path(out)
     task = get_task(cfg.task)
     validate(cfg)
+    if cfg.model.depth_gate and not task.supports_depth_gate:
+        raise UsageError(f"--depth-gate is not available for task {cfg.task} (it is for charlm, wordlm, music "
+                         f"and the long-lag tasks)")
     task.check_config(cfg)
     meta = ckpt.read_meta(out) if resume else None
     if not resume:
