@@ -52,3 +52,9 @@ printf '%s\n' "${ALL[@]}" | xargs -P "$JOBS" -I{} bash -c 'run_one {} || true'
 #   PYTHONPATH=src $PY benchmarks/family_depthgate.py --task adding --hidden 36 --time-budget 240 --out runs/family/adding-depthgate
 # The LSTM on temporal order with the compiled engine on (the extra row of that table):
 #   LSTMKIT_ENGINE=1 benchmarks/family_runs.sh temporal-order:lstm:64:lstm-engine
+
+# The depth-gated LSTM through --depth-gate (parameters matched: JSB 2x25 = 19,688; temporal order 2x36 = 18,980):
+#   LSTMKIT_ENGINE=0 $PY -m lstmkit train music --preset jsb-chung --data "$DATA/jsb-chorales-quarter.json" \
+#       --cell lstm --layers 2 --depth-gate --hidden 25 --time-budget 240 --threads 1 --out runs/family/jsb-depthgate
+#   LSTMKIT_ENGINE=0 $PY -m lstmkit train temporal-order --preset temporal-order-adam --symbols 3 \
+#       --cell lstm --layers 2 --depth-gate --hidden 36 --time-budget 240 --threads 1 --out runs/family/to-depthgate
