@@ -1,6 +1,7 @@
 """Shared bits of the CLI / trainer tests: tiny corpora, tiny configs, running the command."""
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -59,3 +60,28 @@ def subprocess_env() -> dict:
 def run_subprocess(*args, timeout: float = 120, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "lstmkit", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, env=subprocess_env(), cwd=cwd)
+
+
+def fingerprint(run: Path) -> dict:
+    """SHA-256 of every file in a run directory: what a failing command must leave unchanged."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(run.iterdir()) if p.is_file()}
+
+
+def assert_usage_error(result, *needles) -> str:
+    """The bad-input contract: exit code 2, one line on stderr naming the problem, no traceback."""
+    rc, out, err = result
+    lines = err.strip().splitlines()
+    assert rc == 2, (rc, out, err)
+    assert len(lines) == 1, err
+    assert "Traceback" not in err and "error:" in lines[0]
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+    return lines[0]
+
+
+def train_over(earlier: Path, capsys, *args):
+    """``lstmkit train ... --out EARLIER --force``: must fail before touching the earlier run."""
+    before = fingerprint(earlier)
+    result = run_cli("train", *args, "--out", earlier, "--force", capsys=capsys)
+    assert fingerprint(earlier) == before, "a failing command changed the earlier run"
+    return result

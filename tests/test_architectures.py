@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from cli_helpers import TINY, run_cli, write_ptb, write_text
 from conftest import FP64, random_params_
-from test_cli_errors import assert_usage_error, earlier, train_over  # noqa: F401  (earlier: a fixture)
+from cli_helpers import assert_usage_error, train_over
+from test_cli_errors import earlier  # noqa: F401  (a fixture)
 from test_degenerations import ref_mut
 from torch import nn
 from torch.autograd import gradcheck

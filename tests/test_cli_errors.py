@@ -2,13 +2,13 @@
 no traceback, and no earlier run overwritten (the train cases all aim --force at one)."""
 from __future__ import annotations
 
-import hashlib
 import json
 
 import pytest
 
 import lstmkit
-from cli_helpers import TINY, run_cli, run_subprocess, write_ptb, write_text
+from cli_helpers import (TINY, assert_usage_error, fingerprint, run_cli, run_subprocess, train_over, write_ptb,
+                         write_text)
 from lstmkit.train import PRESETS
 
 
@@ -25,29 +25,6 @@ def earlier(tmp_path_factory):
     run = tmp / "run"
     assert run_cli("train", "charlm", "--data", data, *TINY, "--max-steps", 3, "--out", run) == (0, "", "")
     return run
-
-
-def _fingerprint(run):
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(run.iterdir()) if p.is_file()}
-
-
-def assert_usage_error(result, *needles):
-    rc, out, err = result
-    lines = err.strip().splitlines()
-    assert rc == 2, (rc, out, err)
-    assert len(lines) == 1, err
-    assert "Traceback" not in err and "error:" in lines[0]
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    return lines[0]
-
-
-def train_over(earlier, capsys, *args):
-    """``lstmkit train ... --out EARLIER --force``: must fail before touching the earlier run."""
-    before = _fingerprint(earlier)
-    result = run_cli("train", *args, "--out", earlier, "--force", capsys=capsys)
-    assert _fingerprint(earlier) == before, "a failing command changed the earlier run"
-    return result
 
 
 # ---- data files ------------------------------------------------------------------------------
@@ -123,10 +100,10 @@ def test_bidirectional_language_model(tmp_path, earlier, capsys):
 
 def test_existing_run_without_force(tmp_path, earlier, capsys):
     data = write_text(tmp_path)
-    before = _fingerprint(earlier)
+    before = fingerprint(earlier)
     assert_usage_error(run_cli("train", "charlm", "--data", data, "--out", earlier, capsys=capsys),
                        "--force", "--resume")
-    assert _fingerprint(earlier) == before
+    assert fingerprint(earlier) == before
 
 
 def test_force_overwrites_a_run(tmp_path, capsys):
@@ -169,24 +146,24 @@ def test_corrupt_or_truncated_checkpoint(tmp_path, earlier, capsys, damage, comm
     else:
         state.unlink()
     args = ("train", "charlm", "--out", run, "--resume") if command == "resume" else (command, run, "--last")
-    before = _fingerprint(run)
+    before = fingerprint(run)
     assert_usage_error(run_cli(*args, capsys=capsys), "checkpoint")
-    assert _fingerprint(run) == before
+    assert fingerprint(run) == before
 
 
 def test_resume_as_another_task(tmp_path, earlier, capsys):
     run = _copy_run(earlier, tmp_path)
-    before = _fingerprint(run)
+    before = fingerprint(run)
     assert_usage_error(run_cli("train", "wordlm", "--out", run, "--resume", capsys=capsys), "charlm", "wordlm")
-    assert _fingerprint(run) == before
+    assert fingerprint(run) == before
 
 
 def test_resume_with_another_variant(tmp_path, earlier, capsys):
     run = _copy_run(earlier, tmp_path)
-    before = _fingerprint(run)
+    before = fingerprint(run)
     assert_usage_error(run_cli("train", "charlm", "--out", run, "--resume", "--cell", "gru", capsys=capsys),
                        "'lstm'", "gru")
-    assert _fingerprint(run) == before
+    assert fingerprint(run) == before
 
 
 def test_resume_checkpoint_whose_weights_are_another_variant(tmp_path, earlier, capsys):

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import lstmkit
-from cli_helpers import PTB_LINES, TEXT, TINY, run_cli, write_ptb, write_text
+from cli_helpers import PTB_LINES, TEXT, TINY, assert_usage_error, run_cli, write_ptb, write_text
 from conftest import ALL_VARIANTS, FP32, FP64, family, random_params_, use_loop
 from lstmkit import engine
 from lstmkit.engine import function as engine_function
@@ -458,18 +458,10 @@ class _SumTask(lstmkit.tasks.Task):
 
 # ---- bad input ----------------------------------------------------------------------------------
 
-def _usage_error(result, *needles):
-    rc, out, err = result
-    lines = err.strip().splitlines()
-    assert rc == 2 and len(lines) == 1 and "Traceback" not in err, (rc, out, err)
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-
-
 def test_inspect_rejects_a_directory_that_is_not_a_run(tmp_path, capsys):
     text = write_text(tmp_path)
-    _usage_error(run_cli("inspect", tmp_path, "--text", text, capsys=capsys), "is not an lstmkit run")
-    _usage_error(run_cli("inspect", tmp_path / "nope", "--text", text, capsys=capsys), "does not exist")
+    assert_usage_error(run_cli("inspect", tmp_path, "--text", text, capsys=capsys), "is not an lstmkit run")
+    assert_usage_error(run_cli("inspect", tmp_path / "nope", "--text", text, capsys=capsys), "does not exist")
     assert not list(tmp_path.glob("*.html"))
 
 
@@ -483,7 +475,7 @@ def test_inspect_rejects_a_run_that_is_not_a_language_model(tmp_path, capsys, mo
     cfg = RunConfig.from_dict({"task": _SumTask.name, "model": {"hidden": 4, "layers": 1},
                                "train": {"max_steps": 2, "epochs": 0, "log_every": 1}})
     train(cfg, tmp_path / "run", progress=False)
-    _usage_error(run_cli("inspect", tmp_path / "run", "--text", write_text(tmp_path), capsys=capsys),
+    assert_usage_error(run_cli("inspect", tmp_path / "run", "--text", write_text(tmp_path), capsys=capsys),
                  "needs a charlm or wordlm run", "test-sum run")
     assert not (tmp_path / "run" / "inspect.html").exists()
     # the library works on it: record its model on its own input
@@ -499,17 +491,17 @@ def test_inspect_rejects_unknown_characters_and_empty_text(charlm_run, tmp_path,
     run, _ = charlm_run
     out = tmp_path / "page.html"
     bad = write_text(tmp_path, "bad.txt", "First Citizen: \u00e9t\u00e9 \u2603\n")
-    _usage_error(run_cli("inspect", run, "--text", bad, "--out", out, capsys=capsys),
+    assert_usage_error(run_cli("inspect", run, "--text", bad, "--out", out, capsys=capsys),
                  "bad.txt", "2 character(s) the model never saw")
     empty = write_text(tmp_path, "empty.txt", "")
-    _usage_error(run_cli("inspect", run, "--text", empty, "--out", out, capsys=capsys), "is empty")
+    assert_usage_error(run_cli("inspect", run, "--text", empty, "--out", out, capsys=capsys), "is empty")
     blank = write_text(tmp_path, "blank.txt", " \n\n")
-    _usage_error(run_cli("inspect", run, "--text", blank, "--out", out, capsys=capsys), "only whitespace")
-    _usage_error(run_cli("inspect", run, "--text", tmp_path / "missing.txt", "--out", out, capsys=capsys),
+    assert_usage_error(run_cli("inspect", run, "--text", blank, "--out", out, capsys=capsys), "only whitespace")
+    assert_usage_error(run_cli("inspect", run, "--text", tmp_path / "missing.txt", "--out", out, capsys=capsys),
                  "does not exist")
-    _usage_error(run_cli("inspect", run, "--text", bad, "--out", tmp_path, capsys=capsys), "is a directory")
-    _usage_error(run_cli("inspect", run, "--text", bad, "--max-tokens", 0, capsys=capsys), "--max-tokens")
-    _usage_error(run_cli("inspect", run, capsys=capsys), "--text")
+    assert_usage_error(run_cli("inspect", run, "--text", bad, "--out", tmp_path, capsys=capsys), "is a directory")
+    assert_usage_error(run_cli("inspect", run, "--text", bad, "--max-tokens", 0, capsys=capsys), "--max-tokens")
+    assert_usage_error(run_cli("inspect", run, capsys=capsys), "--text")
     assert not out.exists()
     # the unknown characters lie past --max-tokens: only the part used must be known
     assert run_cli("inspect", run, "--text", bad, "--out", out, "--max-tokens", 14, capsys=capsys)[0] == 0

@@ -3,24 +3,16 @@ the problem (and where), no traceback, and an earlier run left untouched."""
 from __future__ import annotations
 
 import csv
-import hashlib
 
 import numpy as np
 import pytest
 
-from cli_helpers import run_cli
+from cli_helpers import assert_usage_error as usage_error
+from cli_helpers import run_cli, train_over
 from test_timeseries import TINY_CL, TINY_FC, make_sequences, write_long_csv, write_npz, write_sine
+from test_timeseries import _reference_loop  # noqa: F401  (an autouse fixture: the pure-torch loop here too)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _reference_loop():
-    """The pure-torch loop: these tiny models test the tasks, not the engine, and a process's first
-    engine call may have to (re)build it, which on a busy machine took minutes."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LSTMKIT_ENGINE", "0")
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -47,25 +39,6 @@ def classify_run(files):
     return run
 
 
-def _fingerprint(run):
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(run.iterdir()) if p.is_file()}
-
-
-def usage_error(result, *needles) -> str:
-    rc, out, err = result
-    lines = err.strip().splitlines()
-    assert rc == 2, (rc, out, err)
-    assert len(lines) == 1 and "Traceback" not in err and "error:" in lines[0], err
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    return lines[0]
-
-
-def train_over(earlier, capsys, *args):
-    before = _fingerprint(earlier)
-    result = run_cli("train", *args, "--out", earlier, "--force", capsys=capsys)
-    assert _fingerprint(earlier) == before, "a failing command changed the earlier run"
-    return result
 
 
 def forecast(earlier, capsys, path, *args):

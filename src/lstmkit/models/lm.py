@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .. import make_layer
+from .stack import stack_layer
 from ..registry import get_variant
 
 
@@ -36,13 +36,9 @@ class LanguageModel(nn.Module):
         embed_size = embed_size or hidden_size
         self.embed = nn.Embedding(vocab_size, embed_size)
         self.drop = nn.Dropout(dropout)
-        kw = dict(num_layers=num_layers, dropout=dropout if num_layers > 1 else 0.0,
-                  recurrent_dropout=recurrent_dropout, zoneout=zoneout)
-        if proj_size:
-            kw["proj_size"] = proj_size
-        if depth_gate:  # Yao et al. 2015 (lstmkit.LSTM's depth_gate)
-            kw["depth_gate"] = True
-        self.rnn = make_layer(cell, embed_size, hidden_size, **kw)
+        self.rnn = stack_layer(cell, embed_size, hidden_size, num_layers=num_layers, dropout=dropout,
+                               proj_size=proj_size, recurrent_dropout=recurrent_dropout, zoneout=zoneout,
+                               depth_gate=depth_gate)
         out_width = proj_size or hidden_size
         self.decoder = nn.Linear(out_width, vocab_size)
         self.family = get_variant(cell).family

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .. import make_layer
+from .stack import stack_layer
 from ..registry import get_variant
 
 KEYS = 88
@@ -42,13 +42,9 @@ class PianoRollModel(nn.Module):
                  proj_size: int = 0, recurrent_dropout: float = 0.0, zoneout: float = 0.0, keys: int = KEYS,
                  depth_gate: bool = False):
         super().__init__()
-        kw = dict(num_layers=num_layers, dropout=dropout if num_layers > 1 else 0.0,
-                  recurrent_dropout=recurrent_dropout, zoneout=zoneout)
-        if proj_size:
-            kw["proj_size"] = proj_size
-        if depth_gate:  # Yao et al. 2015 (lstmkit.LSTM's depth_gate)
-            kw["depth_gate"] = True
-        self.rnn = make_layer(cell, keys, hidden_size, **kw)
+        self.rnn = stack_layer(cell, keys, hidden_size, num_layers=num_layers, dropout=dropout,
+                               proj_size=proj_size, recurrent_dropout=recurrent_dropout, zoneout=zoneout,
+                               depth_gate=depth_gate)
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(proj_size or hidden_size, keys)
         self.family = get_variant(cell).family

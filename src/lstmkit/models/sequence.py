@@ -13,18 +13,16 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from .. import make_layer
+from .stack import stack_layer
 from ..registry import get_variant
 
 READOUTS = ("last", "mean", "max")
 
 
 def _layer(cell, input_size, hidden_size, num_layers, bidirectional, dropout, proj_size, recurrent_dropout, zoneout):
-    kw = dict(num_layers=num_layers, bidirectional=bidirectional, batch_first=True,
-              dropout=dropout if num_layers > 1 else 0.0, recurrent_dropout=recurrent_dropout, zoneout=zoneout)
-    if proj_size:
-        kw["proj_size"] = proj_size
-    return make_layer(cell, input_size, hidden_size, **kw)
+    return stack_layer(cell, input_size, hidden_size, num_layers=num_layers, dropout=dropout, proj_size=proj_size,
+                       recurrent_dropout=recurrent_dropout, zoneout=zoneout, bidirectional=bidirectional,
+                       batch_first=True)
 
 
 def last_state(state, directions: int) -> Tensor:
