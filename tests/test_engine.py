@@ -256,6 +256,35 @@ def test_autocast_bf16(ext, engine_calls, monkeypatch, gen, variant):
                                            msg=lambda s, n=name, w=which: f"{w} {n} vs float32: {s}")
 
 
+@pytest.mark.parametrize("variant", ["lstm", "lstm-proj", "gru", "gru-reset-before", "rnn"])
+def test_autocast_bf16_recurrent_products(ext, engine_calls, monkeypatch, gen, variant):
+    """Steps large enough for oneDNN (forced here at every size) take bf16 inputs under autocast,
+    and the recurrent weight gradients are bf16 products: the result moves off the float32-product
+    engine by bf16 rounding, and stays within bf16 error of the float32 run in every output and
+    gradient."""
+    torch.manual_seed(0)
+    kw = {"lstm-proj": dict(proj_size=12), "gru-reset-before": dict(reset_after=False)}.get(variant, {})
+    m = lstmkit.make_layer(variant.split("-")[0], 16, 24, num_layers=2, **kw)
+    x, hx, _ = _inputs(m, 9, 5, torch.float32, gen, packed=False)
+    weight = torch.randn(9 * 5 * 24, generator=gen)
+
+    def run(autocast, onednn):
+        monkeypatch.setenv("LSTMKIT_ONEDNN", "1" if onednn else "0")
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            return _run(m, x, hx, None, weight)
+
+    monkeypatch.setenv("LSTMKIT_ENGINE", "1")
+    monkeypatch.setenv("LSTMKIT_ONEDNN_MIN_FLOPS", "0")
+    exact, fp32_products, got = run(False, True), run(True, False), run(True, True)
+    assert engine_calls, "the engine must run"
+    moved = [name for name in got if not torch.equal(got[name], fp32_products[name])]
+    assert "weight_hh_l0" in moved and "out" in moved, f"bf16 products changed only {moved}"
+    for name in got:
+        scale = max(1.0, exact[name].abs().max().item())
+        torch.testing.assert_close(got[name], exact[name], rtol=BF16_RTOL, atol=BF16_RTOL * scale,
+                                   msg=lambda s, n=name: f"{n} vs float32: {s}")
+
+
 def test_env_var(ext, engine_calls, monkeypatch):
     m = lstmkit.GRU(4, 6)
     x = torch.randn(3, 2, 4)

@@ -93,10 +93,13 @@ def direction_runner(spec, x: torch.Tensor, *, per_step_noise: bool, record: boo
     ext = load()
     if ext is None:
         return None
+    # Read here: the layer loop turns autocast off around each direction (the state stays float32).
+    bf16 = (x.dtype == torch.float32 and torch.is_autocast_enabled("cpu")
+            and torch.get_autocast_dtype("cpu") == torch.bfloat16)
 
     def run_direction(spec, p, xw, batch_sizes, state, *, reverse=False, h_mask=None, zone=None, record=False):
         from .function import run
-        out, final = run(ext, spec, p, xw, batch_sizes, state, reverse)
+        out, final = run(ext, spec, p, xw, batch_sizes, state, reverse, bf16=bf16)
         return out, final, None
 
     run_direction.input_projection = lambda x, p: input_projection(spec, x, p)

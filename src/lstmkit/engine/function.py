@@ -49,11 +49,13 @@ class Config(NamedTuple):
     flags: int
     batch_sizes: list
     reverse: bool
+    bf16: bool  # under CPU autocast to bfloat16: large recurrent products and weight gradients in bf16
 
 
 def forward(ext, cfg: Config, xw, states, params, train: bool):
     """-> (out (N, width_h), final states, tensors saved for backward)."""
-    res = getattr(ext, f"{cfg.family}_forward")(cfg.flags, xw, *states, params, cfg.batch_sizes, cfg.reverse, train)
+    res = getattr(ext, f"{cfg.family}_forward")(cfg.flags, xw, *states, params, cfg.batch_sizes, cfg.reverse, train,
+                                                 cfg.bf16)
     k = len(states)
     return res[0], tuple(res[1:1 + k]), res[1 + k:]
 
@@ -76,24 +78,28 @@ class Direction(torch.autograd.Function):
         stored = ctx.saved_tensors
         params, saved = list(stored[:ctx.n_params]), list(stored[ctx.n_params:])
         res = getattr(ctx.ext, f"{cfg.family}_backward")(cfg.flags, grad_out, *grad_finals, saved, params,
-                                                          cfg.batch_sizes, cfg.reverse)
+                                                          cfg.batch_sizes, cfg.reverse, cfg.bf16)
         k = ctx.n_state
         d_xw, d_states, d_params = res[0], res[1:1 + k], res[1 + k:]
         return (None, None, d_xw, None, *d_states, *d_params)
 
 
-def run(ext, spec, p: dict, xw, batch_sizes, state: tuple, reverse: bool):
+def run(ext, spec, p: dict, xw, batch_sizes, state: tuple, reverse: bool, bf16: bool = False):
     """One layer-direction through the engine: (out, final state tuple).
 
     Under ``torch.autocast("cpu", torch.bfloat16)`` the input projection ``xw`` arrives in
     bfloat16 (autocast ran it: one large GEMM over all steps, half the layer's FLOPs, on
-    oneDNN's bf16 path). The recurrence stays in the parameters' dtype: ``xw`` is cast up here
-    (autograd casts its gradient back) and autocast is off inside, so the per-step products,
-    the state and the pointwise math never round to bf16 from one step to the next.
+    oneDNN's bf16 path). The recurrence keeps the parameters' dtype: ``xw`` is cast up here
+    (autograd casts its gradient back) and autocast is off inside, so the state and the
+    pointwise math never round to bf16 from one step to the next. Per-step products large
+    enough for oneDNN (``onednn_min_flops``) and the recurrent weight gradients take bf16
+    inputs with float32 accumulation when ``bf16`` is set (the caller saw autocast to bfloat16
+    before turning it off); smaller steps stay float32, where a bf16 call's fixed cost would
+    outweigh its speed.
     """
-    cfg = Config(spec.family, flags(spec), list(batch_sizes), reverse)
-    params = [p.get(name) for name in PARAMS[spec.family]]
     dtype = p["weight_hh"].dtype
+    cfg = Config(spec.family, flags(spec), list(batch_sizes), reverse, bf16 and dtype == torch.float32)
+    params = [p.get(name) for name in PARAMS[spec.family]]
     states = [s.to(dtype).contiguous() for s in state]
     xw = xw.to(dtype).contiguous()
     tensors = [xw, *states, *params]

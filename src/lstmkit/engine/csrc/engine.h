@@ -12,28 +12,31 @@ namespace lstmkit {
 
 using OptTensors = std::vector<std::optional<Tensor>>;
 
+// `bf16`: the layer runs under CPU autocast to bfloat16; large per-step products and the weight
+// gradients then use bf16 inputs (OneDnn and weight_grad in common.h). The state stays float32.
+//
 // LSTM params: weight_hh, bias_hh, weight_ci, weight_cf, weight_co, weight_hr (absent = None).
 // forward -> [out, h_n, c_n, saved...]; backward -> [d_xw, d_h0, d_c0, d_params...].
 std::vector<Tensor> lstm_forward(int64_t flags, const Tensor& xw, const Tensor& h0, const Tensor& c0,
                                  const OptTensors& params, const std::vector<int64_t>& batch_sizes, bool reverse,
-                                 bool train);
+                                 bool train, bool bf16);
 std::vector<Tensor> lstm_backward(int64_t flags, const Tensor& grad_out, const Tensor& grad_hn,
                                   const Tensor& grad_cn, const OptTensors& saved, const OptTensors& params,
-                                  const std::vector<int64_t>& batch_sizes, bool reverse);
+                                  const std::vector<int64_t>& batch_sizes, bool reverse, bool bf16);
 
 // GRU params: weight_hh, bias_hh. flags bit 0: reset_after.
 std::vector<Tensor> gru_forward(int64_t flags, const Tensor& xw, const Tensor& h0, const OptTensors& params,
-                                const std::vector<int64_t>& batch_sizes, bool reverse, bool train);
+                                const std::vector<int64_t>& batch_sizes, bool reverse, bool train, bool bf16);
 std::vector<Tensor> gru_backward(int64_t flags, const Tensor& grad_out, const Tensor& grad_hn,
                                  const OptTensors& saved, const OptTensors& params,
-                                 const std::vector<int64_t>& batch_sizes, bool reverse);
+                                 const std::vector<int64_t>& batch_sizes, bool reverse, bool bf16);
 
 // RNN params: weight_hh, bias_hh. flags bit 0: relu (else tanh).
 std::vector<Tensor> rnn_forward(int64_t flags, const Tensor& xw, const Tensor& h0, const OptTensors& params,
-                                const std::vector<int64_t>& batch_sizes, bool reverse, bool train);
+                                const std::vector<int64_t>& batch_sizes, bool reverse, bool train, bool bf16);
 std::vector<Tensor> rnn_backward(int64_t flags, const Tensor& grad_out, const Tensor& grad_hn,
                                  const OptTensors& saved, const OptTensors& params,
-                                 const std::vector<int64_t>& batch_sizes, bool reverse);
+                                 const std::vector<int64_t>& batch_sizes, bool reverse, bool bf16);
 
 // The streaming stepper (stream.cpp): one step of a unidirectional stack for `batch` sequences,
 // weights packed once, state kept between calls. params per layer: weight_ih, bias_ih, weight_hh,

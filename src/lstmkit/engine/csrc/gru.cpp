@@ -24,7 +24,7 @@ inline Vec<T> load_b(const T* b, int64_t o, int64_t k) {
 
 template <typename T>
 std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor& xw, const Tensor& h0,
-                                 const Params& p, bool train) {
+                                 const Params& p, bool train, bool bf16) {
   using V = Vec<T>;
   const int64_t N = st.N, B = st.B, H = h0.size(1), G = 3 * H;
   const auto o = xw.options();
@@ -46,7 +46,7 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
   const T *X = ptr<T>(xw), *W = ptr<T>(p.whh), *bias = ptr<T>(p.bhh);
   T *Y = ptr<T>(out), *Hs = ptr<T>(h), *Z = ptr<T>(zr);
   const int64_t ldz = zr.size(1);
-  const OneDnn dnn(reset_after ? p.whh : p.whh.narrow(0, 0, 2 * H), B);  // reset_before: U_rz here
+  const OneDnn dnn(reset_after ? p.whh : p.whh.narrow(0, 0, 2 * H), B, bf16);  // reset_before: U_rz here
   Tensor zkeep;
   for (int64_t s = 0; s < st.T; ++s) {
     const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
@@ -114,7 +114,7 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
 
 template <typename T>
 std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tensor& grad_out, const Tensor& grad_hn,
-                                  const std::vector<Tensor>& saved, const Params& p) {
+                                  const std::vector<Tensor>& saved, const Params& p, bool bf16) {
   using V = Vec<T>;
   const Tensor &hp = saved[0], &gates = saved[1], &aux = saved[2];  // aux: hn (reset_after) or q = r⊙h
   const int64_t N = st.N, B = st.B, H = hp.size(1), G = 3 * H;
@@ -170,9 +170,9 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
   }
   Tensor dw, db;
   if (reset_after) {
-    dw = at::mm(dg.t(), hp);
+    dw = weight_grad(dg, hp, bf16);
   } else {
-    dw = at::cat({at::mm(dx.narrow(1, 0, 2 * H).t(), hp), at::mm(dx.narrow(1, 2 * H, H).t(), aux)});
+    dw = at::cat({weight_grad(dx.narrow(1, 0, 2 * H), hp, bf16), weight_grad(dx.narrow(1, 2 * H, H), aux, bf16)});
   }
   if (p.bhh.defined()) db = dg.sum(0);
   return {dx, dh, dw, db};
@@ -181,24 +181,24 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
 }  // namespace
 
 std::vector<Tensor> gru_forward(int64_t flags, const Tensor& xw, const Tensor& h0, const OptTensors& params,
-                                const std::vector<int64_t>& batch_sizes, bool reverse, bool train) {
+                                const std::vector<int64_t>& batch_sizes, bool reverse, bool train, bool bf16) {
   const Steps st(batch_sizes, reverse);
   const Params p(params);
   const Tensor x = xw.contiguous();
   TORCH_CHECK(x.size(0) == st.N, "xw has ", x.size(0), " rows; batch_sizes sum to ", st.N);
   return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_forward",
-                                    [&] { return forward_impl<scalar_t>(flags & 1, st, x, h0, p, train); });
+                                    [&] { return forward_impl<scalar_t>(flags & 1, st, x, h0, p, train, bf16); });
 }
 
 std::vector<Tensor> gru_backward(int64_t flags, const Tensor& grad_out, const Tensor& grad_hn,
                                  const OptTensors& saved, const OptTensors& params,
-                                 const std::vector<int64_t>& batch_sizes, bool reverse) {
+                                 const std::vector<int64_t>& batch_sizes, bool reverse, bool bf16) {
   const Steps st(batch_sizes, reverse);
   const Params p(params);
   std::vector<Tensor> s;
   for (const auto& t : saved) s.push_back(opt(t));
   return AT_DISPATCH_FLOATING_TYPES(grad_out.scalar_type(), "gru_backward",
-                                    [&] { return backward_impl<scalar_t>(flags & 1, st, grad_out, grad_hn, s, p); });
+                                    [&] { return backward_impl<scalar_t>(flags & 1, st, grad_out, grad_hn, s, p, bf16); });
 }
 
 }  // namespace lstmkit

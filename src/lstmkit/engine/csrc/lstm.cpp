@@ -30,7 +30,7 @@ struct Params {
 
 template <typename T, typename Fl>
 std::vector<Tensor> forward_impl(const Fl& fl, const Steps& st, const Tensor& xw, const Tensor& h0,
-                                 const Tensor& c0, const Params& p, bool train) {
+                                 const Tensor& c0, const Params& p, bool train, bool bf16) {
   const Layout<Fl> L(fl);
   const int64_t N = st.N, B = st.B, GH = xw.size(1), H = c0.size(1), P = h0.size(1);
   const bool proj = p.whr.defined();
@@ -53,7 +53,7 @@ std::vector<Tensor> forward_impl(const Fl& fl, const Steps& st, const Tensor& xw
   const T *X = ptr<T>(xw), *W = ptr<T>(p.whh), *bias = ptr<T>(p.bhh), *Wr = ptr<T>(p.whr);
   const T *pi = ptr<T>(p.pi), *pf = ptr<T>(p.pf), *po = ptr<T>(p.po);
   T *Y = ptr<T>(out), *Hs = ptr<T>(h), *Cs = ptr<T>(c), *Z = ptr<T>(zr);
-  const OneDnn dnn(p.whh, B);
+  const OneDnn dnn(p.whh, B, bf16);
   Tensor zkeep;
   for (int64_t s = 0; s < st.T; ++s) {
     const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
@@ -78,7 +78,8 @@ std::vector<Tensor> forward_impl(const Fl& fl, const Steps& st, const Tensor& xw
 
 template <typename T, typename Fl>
 std::vector<Tensor> backward_impl(const Fl& fl, const Steps& st, const Tensor& grad_out, const Tensor& grad_hn,
-                                  const Tensor& grad_cn, const std::vector<Tensor>& saved, const Params& p) {
+                                  const Tensor& grad_cn, const std::vector<Tensor>& saved, const Params& p,
+                                  bool bf16) {
   const Layout<Fl> L(fl);
   const Tensor &hp = saved[0], &cp = saved[1], &cs = saved[2], &gates = saved[3], &m = saved[4];
   const int64_t N = st.N, B = st.B, GH = gates.size(1), H = cs.size(1), P = hp.size(1);
@@ -95,7 +96,7 @@ std::vector<Tensor> backward_impl(const Fl& fl, const Steps& st, const Tensor& g
   const T *W = ptr<T>(p.whh), *Wr = ptr<T>(p.whr), *pi = ptr<T>(p.pi), *pf = ptr<T>(p.pf), *po = ptr<T>(p.po);
   const T *GY = ptr<T>(gy), *G = ptr<T>(gates), *CS = ptr<T>(cs), *CP = ptr<T>(cp);
   T *DH = ptr<T>(dh), *DC = ptr<T>(dc), *DZ = ptr<T>(dz);
-  const OneDnn dnn(p.whh.t(), B);  // y = dz (W_hhᵀ)ᵀ on oneDNN for large float32 steps
+  const OneDnn dnn(p.whh.t(), B, bf16);  // y = dz (W_hhᵀ)ᵀ on oneDNN for large float32 steps
   for (int64_t s = st.T - 1; s >= 0; --s) {
     const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
     const T *dm1 = GY + r0 * P, *dm2 = DH;  // ∂L/∂h_t = the output's gradient + the next step's
@@ -118,13 +119,13 @@ std::vector<Tensor> backward_impl(const Fl& fl, const Steps& st, const Tensor& g
     }
   }
   // Weight gradients: one GEMM or reduction over all steps.
-  Tensor dwhh = at::mm(dz.t(), hp);
+  Tensor dwhh = weight_grad(dz, hp, bf16);
   Tensor dbhh = p.bhh.defined() ? dz.sum(0) : Tensor();
   auto peep = [&](const Tensor& w, int64_t block, const Tensor& c) {
     return w.defined() ? (dz.narrow(1, block * H, H) * c).sum(0) : Tensor();
   };
   Tensor dpi = peep(p.pi, L.gi, cp), dpf = peep(p.pf, L.gf, cp), dpo = peep(p.po, L.go, cs);
-  Tensor dwhr = proj ? at::mm(dhall.t(), m) : Tensor();
+  Tensor dwhr = proj ? weight_grad(dhall, m, bf16) : Tensor();
   return {dz, dh, dc, dwhh, dbhh, dpi, dpf, dpo, dwhr};
 }
 
@@ -132,26 +133,26 @@ std::vector<Tensor> backward_impl(const Fl& fl, const Steps& st, const Tensor& g
 
 std::vector<Tensor> lstm_forward(int64_t flags, const Tensor& xw, const Tensor& h0, const Tensor& c0,
                                  const OptTensors& params, const std::vector<int64_t>& batch_sizes, bool reverse,
-                                 bool train) {
+                                 bool train, bool bf16) {
   const Steps st(batch_sizes, reverse);
   const Params p(params);
   const Tensor x = xw.contiguous();
   TORCH_CHECK(x.size(0) == st.N, "xw has ", x.size(0), " rows; batch_sizes sum to ", st.N);
   return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_forward", [&] {
-    return with_flags<scalar_t>(flags, [&](const auto& fl) { return forward_impl<scalar_t>(fl, st, x, h0, c0, p, train); });
+    return with_flags<scalar_t>(flags, [&](const auto& fl) { return forward_impl<scalar_t>(fl, st, x, h0, c0, p, train, bf16); });
   });
 }
 
 std::vector<Tensor> lstm_backward(int64_t flags, const Tensor& grad_out, const Tensor& grad_hn,
                                   const Tensor& grad_cn, const OptTensors& saved, const OptTensors& params,
-                                  const std::vector<int64_t>& batch_sizes, bool reverse) {
+                                  const std::vector<int64_t>& batch_sizes, bool reverse, bool bf16) {
   const Steps st(batch_sizes, reverse);
   const Params p(params);
   std::vector<Tensor> s;
   for (const auto& t : saved) s.push_back(opt(t));
   return AT_DISPATCH_FLOATING_TYPES(grad_out.scalar_type(), "lstm_backward", [&] {
     return with_flags<scalar_t>(flags, [&](const auto& fl) {
-      return backward_impl<scalar_t>(fl, st, grad_out, grad_hn, grad_cn, s, p);
+      return backward_impl<scalar_t>(fl, st, grad_out, grad_hn, grad_cn, s, p, bf16);
     });
   });
 }

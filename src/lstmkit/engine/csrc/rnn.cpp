@@ -6,7 +6,7 @@ namespace {
 
 template <typename T>
 std::vector<Tensor> forward_impl(bool relu, const Steps& st, const Tensor& xw, const Tensor& h0, const Tensor& w,
-                                 const Tensor& b, bool train) {
+                                 const Tensor& b, bool train, bool bf16) {
   using V = Vec<T>;
   const int64_t N = st.N, B = st.B, H = h0.size(1);
   const auto o = xw.options();
@@ -14,7 +14,7 @@ std::vector<Tensor> forward_impl(bool relu, const Steps& st, const Tensor& xw, c
   Tensor hp = train ? at::empty({N, H}, o) : Tensor();  // h_{t-1} per row, for ∂U
   const T *X = ptr<T>(xw), *W = ptr<T>(w), *bias = ptr<T>(b);
   T *Y = ptr<T>(out), *Hs = ptr<T>(h), *Z = ptr<T>(zr);
-  const OneDnn dnn(w, B);
+  const OneDnn dnn(w, B, bf16);
   Tensor zkeep;
   for (int64_t s = 0; s < st.T; ++s) {
     const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
@@ -37,13 +37,13 @@ std::vector<Tensor> forward_impl(bool relu, const Steps& st, const Tensor& xw, c
 
 template <typename T>
 std::vector<Tensor> backward_impl(bool relu, const Steps& st, const Tensor& grad_out, const Tensor& grad_hn,
-                                  const Tensor& out, const Tensor& hp, const Tensor& w, const Tensor& b) {
+                                  const Tensor& out, const Tensor& hp, const Tensor& w, const Tensor& b, bool bf16) {
   using V = Vec<T>;
   const int64_t N = st.N, H = hp.size(1);
   Tensor gy = grad_out.contiguous(), dh = grad_hn.contiguous().clone(), da = at::empty({N, H}, hp.options());
   const T *W = ptr<T>(w), *GY = ptr<T>(gy), *Y = ptr<T>(out);
   T *DH = ptr<T>(dh), *DA = ptr<T>(da);
-  const OneDnn dnn(w.t(), st.B);  // y = da (Uᵀ)ᵀ on oneDNN for large float32 steps
+  const OneDnn dnn(w.t(), st.B, bf16);  // y = da (Uᵀ)ᵀ on oneDNN for large float32 steps
   const V one(T(1)), zero(T(0));
   for (int64_t s = st.T - 1; s >= 0; --s) {
     const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
@@ -62,7 +62,7 @@ std::vector<Tensor> backward_impl(bool relu, const Steps& st, const Tensor& grad
       gemm_nn<T>(n, H, H, DA + r0 * H, H, W, H, T(0), DH, H);
     }
   }
-  Tensor dw = at::mm(da.t(), hp);
+  Tensor dw = weight_grad(da, hp, bf16);
   Tensor db = b.defined() ? da.sum(0) : Tensor();
   return {da, dh, dw, db};
 }
@@ -70,22 +70,22 @@ std::vector<Tensor> backward_impl(bool relu, const Steps& st, const Tensor& grad
 }  // namespace
 
 std::vector<Tensor> rnn_forward(int64_t flags, const Tensor& xw, const Tensor& h0, const OptTensors& params,
-                                const std::vector<int64_t>& batch_sizes, bool reverse, bool train) {
+                                const std::vector<int64_t>& batch_sizes, bool reverse, bool train, bool bf16) {
   const Steps st(batch_sizes, reverse);
   TORCH_CHECK(params.size() == 2, "RNN engine expects 2 parameter slots");
   const Tensor x = xw.contiguous(), w = opt(params[0]), b = opt(params[1]);
   TORCH_CHECK(x.size(0) == st.N, "xw has ", x.size(0), " rows; batch_sizes sum to ", st.N);
   return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnn_forward",
-                                    [&] { return forward_impl<scalar_t>(flags & 1, st, x, h0, w, b, train); });
+                                    [&] { return forward_impl<scalar_t>(flags & 1, st, x, h0, w, b, train, bf16); });
 }
 
 std::vector<Tensor> rnn_backward(int64_t flags, const Tensor& grad_out, const Tensor& grad_hn,
                                  const OptTensors& saved, const OptTensors& params,
-                                 const std::vector<int64_t>& batch_sizes, bool reverse) {
+                                 const std::vector<int64_t>& batch_sizes, bool reverse, bool bf16) {
   const Steps st(batch_sizes, reverse);
   const Tensor out = opt(saved[0]), hp = opt(saved[1]), w = opt(params[0]), b = opt(params[1]);
   return AT_DISPATCH_FLOATING_TYPES(grad_out.scalar_type(), "rnn_backward", [&] {
-    return backward_impl<scalar_t>(flags & 1, st, grad_out, grad_hn, out, hp, w, b);
+    return backward_impl<scalar_t>(flags & 1, st, grad_out, grad_hn, out, hp, w, b, bf16);
   });
 }
 
