@@ -108,19 +108,6 @@ struct OneDnn {
   }
 };
 
-// A step's recurrent product Z (n, N) = h[:n] Wᵀ: on oneDNN (returning its output, held in `keep`)
-// or BLAS into the preallocated Z. Returns where the product is.
-template <typename T>
-inline const T* step_gemm(const OneDnn& dnn, Tensor& keep, const Tensor& h, int64_t n, int64_t N, int64_t K,
-                          const T* W, T* Z) {
-  if (dnn.on()) {
-    keep = dnn.mm(h.narrow(0, 0, n));
-    return keep.data_ptr<T>();
-  }
-  gemm_nt<T>(n, N, K, h.data_ptr<T>(), K, W, K, T(0), Z, N);
-  return Z;
-}
-
 // A weight gradient over all steps, dW = Aᵀ B (A (N, G), B (N, K)). With `bf16` (autocast) it is a
 // bf16 product on oneDNN (about 1.7x MKL's float32 sgemm here, measured at 6400x2048x512), its
 // result rounded to bf16 as autocast's own products are; float32 otherwise (and with LSTMKIT_ONEDNN=0).

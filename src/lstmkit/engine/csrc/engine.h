@@ -4,6 +4,7 @@
 #pragma once
 
 #include "common.h"
+#include "panels.h"
 
 #include <memory>
 #include <string>

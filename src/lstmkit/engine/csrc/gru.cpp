@@ -47,13 +47,15 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
   T *Y = ptr<T>(out), *Hs = ptr<T>(h), *Z = ptr<T>(zr);
   const int64_t ldz = zr.size(1);
   const OneDnn dnn(reset_after ? p.whh : p.whh.narrow(0, 0, 2 * H), B, bf16);  // reset_before: U_rz here
+  const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, ldz, H, true, B);
+  const Panels<T> pn = reset_after ? Panels<T>() : Panels<T>(W + 2 * H * H, H, H, true, B);  // U_n (r⊙h)
   Tensor zkeep;
   for (int64_t s = 0; s < st.T; ++s) {
     const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
     // Training and inference make the same BLAS calls on the same buffers: bit-identical outputs.
     if (train) copy_rows(ptr<T>(hp, r0 * H), Hs, n, H);
     const T* hin = Hs;
-    const T* Zs = step_gemm<T>(dnn, zkeep, h, n, ldz, H, W, Z);
+    const T* Zs = step_gemm<T>(dnn, pk, zkeep, h, n, Z);
     if (reset_after) {
       for_rows(n, G, [&](int64_t r) {
         const T *x = X + (r0 + r) * G, *zh = Zs + r * G, *hprev = hin + r * H;
@@ -89,7 +91,7 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
           }
         });
       });
-      gemm_nt<T>(n, H, H, Q, H, W + 2 * H * H, H, T(0), ptr<T>(zn), H);  // U_n (r⊙h)
+      pn.mm(n, Q, H, ptr<T>(zn), H);  // U_n (r⊙h)
       if (train) copy_rows(ptr<T>(q, r0 * H), Q, n, H);
       const T* ZN = ptr<T>(zn);
       for_rows(n, H, [&](int64_t r) {
@@ -126,6 +128,8 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
   Tensor dq = reset_after ? Tensor() : at::empty({B, H}, o);  // reset_before: ∂L/∂(r⊙h)
   const T *W = ptr<T>(p.whh), *GY = ptr<T>(gy), *GS = ptr<T>(gates), *HP = ptr<T>(hp), *AUX = ptr<T>(aux);
   T *DH = ptr<T>(dh), *DX = ptr<T>(dx), *DG = ptr<T>(dg);
+  const Panels<T> pb(W, H, reset_after ? G : 2 * H, false, B);                   // (dr, dz, dn⊙r) U, or (dr, dz) U_rz
+  const Panels<T> pbn = reset_after ? Panels<T>() : Panels<T>(W + 2 * H * H, H, H, false, B);  // dn U_n
   const V one(T(1));
   for (int64_t s = st.T - 1; s >= 0; --s) {
     const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
@@ -152,10 +156,10 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
       });
     });
     if (reset_after) {
-      gemm_nn<T>(n, H, G, DG + r0 * G, G, W, H, T(1), DH, H);  // + (dr, dz, dn⊙r) U
+      pb.mm(n, DG + r0 * G, G, DH, H, true);  // + (dr, dz, dn⊙r) U
     } else {
       T* DQ = ptr<T>(dq);
-      gemm_nn<T>(n, H, H, DX + r0 * G + 2 * H, G, W + 2 * H * H, H, T(0), DQ, H);  // ∂L/∂(r⊙h) = dn U_n
+      pbn.mm(n, DX + r0 * G + 2 * H, G, DQ, H);  // ∂L/∂(r⊙h) = dn U_n
       for_rows(n, H, [&](int64_t r) {
         const int64_t row = r0 + r;
         const T *gs = GS + row * G, *hprev = HP + row * H;
@@ -165,7 +169,7 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
           (V::loadu(DH + r * H + j, k) + dqv * rr).store(DH + r * H + j, k);
         });
       });
-      gemm_nn<T>(n, H, 2 * H, DX + r0 * G, G, W, H, T(1), DH, H);  // + (dr, dz) U_rz
+      pb.mm(n, DX + r0 * G, G, DH, H, true);  // + (dr, dz) U_rz
     }
   }
   Tensor dw, db;

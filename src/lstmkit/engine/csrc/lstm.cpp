@@ -54,13 +54,15 @@ std::vector<Tensor> forward_impl(const Fl& fl, const Steps& st, const Tensor& xw
   const T *pi = ptr<T>(p.pi), *pf = ptr<T>(p.pf), *po = ptr<T>(p.po);
   T *Y = ptr<T>(out), *Hs = ptr<T>(h), *Cs = ptr<T>(c), *Z = ptr<T>(zr);
   const OneDnn dnn(p.whh, B, bf16);
+  const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, GH, P, true, B);  // h W_hhᵀ below oneDNN's size
+  const Panels<T> pr = proj ? Panels<T>(Wr, P, H, true, B) : Panels<T>();      // m W_hrᵀ
   Tensor zkeep;
   for (int64_t s = 0; s < st.T; ++s) {
     const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
     // Training and inference make the very same BLAS calls on the same buffers (MKL's results can
     // depend on alignment), so with and without grad the outputs are bit-identical.
     if (train) copy_rows(ptr<T>(hp, r0 * P), Hs, n, P);
-    const T* Zs = step_gemm<T>(dnn, zkeep, h, n, GH, P, W, Z);  // (n, G·H) = h_{t-1} W_hhᵀ
+    const T* Zs = step_gemm<T>(dnn, pk, zkeep, h, n, Z);  // (n, G·H) = h_{t-1} W_hhᵀ
     T* M = proj ? ptr<T>(mbuf) : Y + r0 * P;
     for_rows(n, GH, [&](int64_t r) {
       fwd_row<T>(fl, L, H, 0, H, X + (r0 + r) * GH, Zs + r * GH, bias, pi, pf, po, Cs + r * H,
@@ -68,7 +70,7 @@ std::vector<Tensor> forward_impl(const Fl& fl, const Steps& st, const Tensor& xw
                  train ? ptr<T>(gates, (r0 + r) * GH) : nullptr, M + r * H);
     });
     if (proj) {
-      gemm_nt<T>(n, P, H, M, H, Wr, H, T(0), Y + r0 * P, P);  // h_t = m W_hrᵀ
+      pr.mm(n, M, H, Y + r0 * P, P);  // h_t = m W_hrᵀ
       if (train) copy_rows(ptr<T>(m, r0 * H), M, n, H);
     }
     copy_rows(Hs, Y + r0 * P, n, P);
@@ -97,13 +99,15 @@ std::vector<Tensor> backward_impl(const Fl& fl, const Steps& st, const Tensor& g
   const T *GY = ptr<T>(gy), *G = ptr<T>(gates), *CS = ptr<T>(cs), *CP = ptr<T>(cp);
   T *DH = ptr<T>(dh), *DC = ptr<T>(dc), *DZ = ptr<T>(dz);
   const OneDnn dnn(p.whh.t(), B, bf16);  // y = dz (W_hhᵀ)ᵀ on oneDNN for large float32 steps
+  const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, P, GH, false, B);  // dz W_hh
+  const Panels<T> pr = proj ? Panels<T>(Wr, H, P, false, B) : Panels<T>();      // ∂L/∂h W_hr
   for (int64_t s = st.T - 1; s >= 0; --s) {
     const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
     const T *dm1 = GY + r0 * P, *dm2 = DH;  // ∂L/∂h_t = the output's gradient + the next step's
     if (proj) {
       T* dha = ptr<T>(dhall, r0 * P);
       for (int64_t q = 0; q < n * P; ++q) dha[q] = dm1[q] + DH[q];
-      gemm_nn<T>(n, H, P, dha, P, Wr, H, T(0), ptr<T>(dm), H);  // ∂L/∂m = ∂L/∂h W_hr
+      pr.mm(n, dha, P, ptr<T>(dm), H);  // ∂L/∂m = ∂L/∂h W_hr
       dm1 = ptr<T>(dm);
       dm2 = nullptr;
     }
@@ -115,7 +119,7 @@ std::vector<Tensor> backward_impl(const Fl& fl, const Steps& st, const Tensor& g
     if (dnn.on()) {  // ∂L/∂h_{t-1} = dz W_hh
       copy_rows(DH, dnn.mm(dz.narrow(0, r0, n)).data_ptr<T>(), n, P);
     } else {
-      gemm_nn<T>(n, P, GH, DZ + r0 * GH, GH, W, P, T(0), DH, P);
+      pk.mm(n, DZ + r0 * GH, GH, DH, P);
     }
   }
   // Weight gradients: one GEMM or reduction over all steps.

@@ -15,11 +15,12 @@ std::vector<Tensor> forward_impl(bool relu, const Steps& st, const Tensor& xw, c
   const T *X = ptr<T>(xw), *W = ptr<T>(w), *bias = ptr<T>(b);
   T *Y = ptr<T>(out), *Hs = ptr<T>(h), *Z = ptr<T>(zr);
   const OneDnn dnn(w, B, bf16);
+  const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, H, H, true, B);
   Tensor zkeep;
   for (int64_t s = 0; s < st.T; ++s) {
     const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
     if (train) copy_rows(ptr<T>(hp, r0 * H), Hs, n, H);  // same BLAS call with and without grad
-    const T* Zs = step_gemm<T>(dnn, zkeep, h, n, H, H, W, Z);
+    const T* Zs = step_gemm<T>(dnn, pk, zkeep, h, n, Z);
     for_rows(n, H, [&](int64_t r) {
       const T *x = X + (r0 + r) * H, *z = Zs + r * H;
       T* y = Y + (r0 + r) * H;
@@ -44,6 +45,7 @@ std::vector<Tensor> backward_impl(bool relu, const Steps& st, const Tensor& grad
   const T *W = ptr<T>(w), *GY = ptr<T>(gy), *Y = ptr<T>(out);
   T *DH = ptr<T>(dh), *DA = ptr<T>(da);
   const OneDnn dnn(w.t(), st.B, bf16);  // y = da (Uᵀ)ᵀ on oneDNN for large float32 steps
+  const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, H, H, false, st.B);  // da U
   const V one(T(1)), zero(T(0));
   for (int64_t s = st.T - 1; s >= 0; --s) {
     const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
@@ -59,7 +61,7 @@ std::vector<Tensor> backward_impl(bool relu, const Steps& st, const Tensor& grad
     if (dnn.on()) {  // ∂L/∂h_{t-1} = da U
       copy_rows(DH, dnn.mm(da.narrow(0, r0, n)).data_ptr<T>(), n, H);
     } else {
-      gemm_nn<T>(n, H, H, DA + r0 * H, H, W, H, T(0), DH, H);
+      pk.mm(n, DA + r0 * H, H, DH, H);
     }
   }
   Tensor dw = weight_grad(da, hp, bf16);

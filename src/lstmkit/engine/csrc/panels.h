@@ -1,0 +1,159 @@
+// The per-step products below the oneDNN threshold, without a library call per step.
+//
+//   Z (n, N) = A (n, K) · Wᵀ  with W (N, K)   "nt": the forward step h_{t-1} W_hhᵀ
+//   Z (n, N) = A (n, K) · W   with W (K, N)   "nn": the backward step ∂z W_hh
+//
+// optionally added to Z (acc). MKL's sgemm costs ~12 µs a call at 32×64→256, more than the
+// arithmetic, so small models spent most of each step in its fixed cost (docs/performance.md).
+// In float32, W is packed once per call into panels of NR = 2 vector widths of columns, k-major
+// and zero-padded, and each step runs a register-blocked kernel: MR rows × NR columns of
+// accumulators, per k one broadcast of A per row and two vector loads of W. Panels are split
+// across threads when a step has enough work to pay for waking them. float64 (gradchecks,
+// references) calls BLAS.
+#pragma once
+
+#include "common.h"
+
+namespace lstmkit {
+
+inline bool panels_allowed() {  // LSTMKIT_PANELS=0: every per-step product on BLAS (for comparisons)
+  const char* off = std::getenv("LSTMKIT_PANELS");
+  return !(off && std::string(off) == "0");
+}
+
+template <typename T>
+inline void blas_mm(bool nt, int64_t n, int64_t N, int64_t K, const T* A, int64_t lda, const T* W, T* C, int64_t ldc,
+                    bool acc) {
+  if (nt) {
+    gemm_nt<T>(n, N, K, A, lda, W, K, acc ? T(1) : T(0), C, ldc);
+  } else {
+    gemm_nn<T>(n, N, K, A, lda, W, N, acc ? T(1) : T(0), C, ldc);
+  }
+}
+
+template <typename T>
+struct Panels {  // float64 and any other type: BLAS on the unpacked weight
+  const T* w = nullptr;
+  int64_t N = 0, K = 0;
+  bool nt = true;
+  Panels() = default;
+  Panels(const T* W, int64_t N_, int64_t K_, bool nt_, int64_t) : w(W), N(N_), K(K_), nt(nt_) {}
+  void mm(int64_t n, const T* A, int64_t lda, T* C, int64_t ldc, bool acc = false) const {
+    blas_mm<T>(nt, n, N, K, A, lda, w, C, ldc, acc);
+  }
+};
+
+// Steps below this many FLOPs run on one thread: an OpenMP fork/join costs a few µs.
+constexpr double kPanelsParallelMinFlops = 1e6;
+
+// The kernel's rows, spelled out: GCC keeps named vector variables in registers, but an array of
+// Vectorized accumulators was written to the stack on every k (measured: slower than MKL).
+#define LSTMKIT_ROWS8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#define LSTMKIT_ROWS4(X) X(0) X(1) X(2) X(3)
+
+template <>
+struct Panels<float> {
+  using V = Vec<float>;
+  static constexpr int64_t VW = V::size(), NR = 2 * VW;
+  // 2·MR accumulators + 2 loads of W + 1 broadcast must fit the vector registers (32 with AVX-512, 16 with AVX2).
+  static constexpr int64_t MR = VW >= 16 ? 8 : 4;
+  Tensor buf;    // (panels, K, NR); undefined: BLAS on w
+  Tensor zeros;  // (K,): the A row of a missing row in the last row block
+  const float* w = nullptr;
+  int64_t N = 0, K = 0, np = 0;
+  bool nt = true;
+
+  Panels() = default;
+  // For products of up to `batch` rows. Steps of kOneDnnMinFlops or more stay on BLAS (or oneDNN,
+  // which the caller tries first): there the library's cache blocking beats this kernel.
+  Panels(const float* W, int64_t N_, int64_t K_, bool nt_, int64_t batch)
+      : w(W), N(N_), K(K_), np((N_ + NR - 1) / NR), nt(nt_) {
+    if (2.0 * batch * N * K >= kOneDnnMinFlops || !panels_allowed()) return;
+    buf = at::zeros({np * K * NR}, at::kFloat);
+    zeros = at::zeros({K}, at::kFloat);
+    float* d = buf.data_ptr<float>();
+    for (int64_t p = 0; p < np; ++p) {
+      for (int64_t k = 0; k < K; ++k) {
+        float* row = d + (p * K + k) * NR;
+        for (int64_t c = 0; c < NR && p * NR + c < N; ++c) {
+          const int64_t j = p * NR + c;
+          row[c] = nt ? W[j * K + k] : W[k * N + j];
+        }
+      }
+    }
+  }
+
+  static inline void put(float* c, V v0, V v1, int64_t n0, int64_t n1, bool acc) {
+    if (acc) {
+      v0 = v0 + V::loadu(c, n0);
+      if (n1 > 0) v1 = v1 + V::loadu(c + VW, n1);
+    }
+    v0.store(c, n0);
+    if (n1 > 0) v1.store(c + VW, n1);
+  }
+
+  // C[r, :cols] (+)= A_r · panel for the MR rows A_r (rows r >= valid read zeros and are not stored).
+  static void kernel(int64_t K, const float* const* A, const float* P, float* C, int64_t ldc, int64_t cols,
+                     bool acc, int64_t valid) {
+#define LSTMKIT_DECL(r) V c##r##0(0.f), c##r##1(0.f); const float* a##r = A[r];
+#define LSTMKIT_FMA(r)                          \
+  {                                             \
+    const V x(a##r[k]);                         \
+    c##r##0 = at::vec::fmadd(x, b0, c##r##0);  \
+    c##r##1 = at::vec::fmadd(x, b1, c##r##1);  \
+  }
+#define LSTMKIT_PUT(r) \
+  if (r < valid) put(C + r * ldc, c##r##0, c##r##1, n0, n1, acc);
+#if defined(CPU_CAPABILITY_AVX512)
+#define LSTMKIT_ROWS LSTMKIT_ROWS8
+#else
+#define LSTMKIT_ROWS LSTMKIT_ROWS4
+#endif
+    static_assert(MR == (VW >= 16 ? 8 : 4), "LSTMKIT_ROWS must spell out MR rows");
+    LSTMKIT_ROWS(LSTMKIT_DECL)
+    for (int64_t k = 0; k < K; ++k) {
+      const V b0 = V::loadu(P + k * NR), b1 = V::loadu(P + k * NR + VW);
+      LSTMKIT_ROWS(LSTMKIT_FMA)
+    }
+    const int64_t n0 = std::min(cols, VW), n1 = cols - n0;
+    LSTMKIT_ROWS(LSTMKIT_PUT)
+#undef LSTMKIT_DECL
+#undef LSTMKIT_FMA
+#undef LSTMKIT_PUT
+#undef LSTMKIT_ROWS
+  }
+
+  void run(int64_t p0, int64_t p1, int64_t n, const float* A, int64_t lda, float* C, int64_t ldc, bool acc) const {
+    const float *d = buf.data_ptr<float>(), *z = zeros.data_ptr<float>();
+    const float* rows[MR];
+    for (int64_t r0 = 0; r0 < n; r0 += MR) {
+      const int64_t valid = std::min(MR, n - r0);
+      for (int64_t r = 0; r < MR; ++r) rows[r] = r < valid ? A + (r0 + r) * lda : z;
+      for (int64_t p = p0; p < p1; ++p) {
+        const int64_t j = p * NR;
+        kernel(K, rows, d + p * K * NR, C + r0 * ldc + j, ldc, std::min(NR, N - j), acc, valid);
+      }
+    }
+  }
+
+  void mm(int64_t n, const float* A, int64_t lda, float* C, int64_t ldc, bool acc = false) const {
+    if (n <= 0) return;
+    if (!buf.defined()) return blas_mm<float>(nt, n, N, K, A, lda, w, C, ldc, acc);
+    if (2.0 * n * N * K < kPanelsParallelMinFlops || np < 2 || at::get_num_threads() < 2) return run(0, np, n, A, lda, C, ldc, acc);
+    at::parallel_for(0, np, 1, [&](int64_t b, int64_t e) { run(b, e, n, A, lda, C, ldc, acc); });
+  }
+};
+
+// A step's recurrent product Z (n, N) = h[:n] Wᵀ: on oneDNN (returning its output, held in `keep`)
+// or into the preallocated Z (ldz = N). Returns where the product is.
+template <typename T>
+inline const T* step_gemm(const OneDnn& dnn, const Panels<T>& pk, Tensor& keep, const Tensor& h, int64_t n, T* Z) {
+  if (dnn.on()) {
+    keep = dnn.mm(h.narrow(0, 0, n));
+    return keep.data_ptr<T>();
+  }
+  pk.mm(n, h.data_ptr<T>(), pk.K, Z, pk.N);
+  return Z;
+}
+
+}  // namespace lstmkit
