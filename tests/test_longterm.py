@@ -287,6 +287,7 @@ def test_tiny_adding_run_through_the_cli(tmp_path, capsys):
     assert s["stopped"] in ("budget", "solved") and s["tokens"] <= 640 and s["test_size"] == 64
     assert 0 <= s["test_errors"] <= 64 and s["valid_size"] == 64
     assert "validation:" in out and "test:" in out
+    assert " seq/s " in out and "tok/s" not in out  # the rate counts this task's unit, sequences
     if s["stopped"] == "budget":
         assert s["tokens"] == 640 and "solved" not in out and "criterion not met" in out
     # resuming from a step-10 checkpoint ends exactly where the uninterrupted run ended

@@ -105,15 +105,19 @@ class TensorBoard(Callback):
 
 
 class ProgressBar(Callback):
-    """tqdm bar (on a terminal) with loss, bpc/ppl, tokens/s and ETA; plain lines otherwise.
+    """tqdm bar (on a terminal) with loss, bpc/ppl, units/s and ETA; plain lines otherwise.
 
     Without a terminal (logs, CI) it prints one line every ``log_every`` steps instead.
-    Validation results are always printed as a line.
+    Validation results are always printed as a line. ``unit`` is what the task counts (its
+    ``Task.unit``): the rate reads "tok/s", "seq/s", "frame/s", ...
     """
 
+    _SHORT = {"token": "tok", "character": "char", "sequence": "seq"}
+
     def __init__(self, metric_name: str, describe: Callable[[float], float], log_every: int, total: int | None,
-                 stream=None):
+                 stream=None, unit: str = "token"):
         self.metric_name, self.describe, self.log_every, self.total = metric_name, describe, log_every, total
+        self.rate_unit = self._SHORT.get(unit, unit) + "/s"
         self.stream = stream or sys.stderr
         self.rate = _Rate()
         self.bar = None
@@ -141,12 +145,12 @@ class ProgressBar(Callback):
         loss, rate = self.rate.take()
         st = trainer.state
         if self.bar is not None:
-            self.bar.set_postfix_str(f"loss {loss:.3f}, {self._fmt(loss)}, {rate:,.0f} tok/s, ep {st.epoch + 1}",
+            self.bar.set_postfix_str(f"loss {loss:.3f}, {self._fmt(loss)}, {rate:,.0f} {self.rate_unit}, ep {st.epoch + 1}",
                                      refresh=False)
             self.bar.update(st.step - self.bar.n)
         else:
             print(f"step {st.step:>7}  epoch {st.epoch + 1:>3}  train loss {loss:.4f}  {self._fmt(loss)}  "
-                  f"lr {trainer.lr:.3g}  {rate:,.0f} tok/s  {trainer.elapsed():.0f} s", flush=True)
+                  f"lr {trainer.lr:.3g}  {rate:,.0f} {self.rate_unit}  {trainer.elapsed():.0f} s", flush=True)
 
     def _line(self, text: str) -> None:
         if self.bar is not None:

@@ -144,7 +144,7 @@ def _train(cfg, out, task, meta, rank, world, force, callbacks, progress) -> dic
             total = t.epochs * len(batches) if t.epochs else None
             if t.max_steps:
                 total = min(total, t.max_steps) if total else t.max_steps
-            cbs.append(ProgressBar(task.metric_name, task.describe, t.log_every, total))
+            cbs.append(ProgressBar(task.metric_name, task.describe, t.log_every, total, unit=task.unit))
     trainer = Trainer(ddp_model, optimizer, t, batches, task.loss_fn(cfg), evaluate_fn, schedule, cbs, save_fn,
                       stop_fn=lambda tr: task.stop_reason(tr, data, cfg))
 
