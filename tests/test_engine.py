@@ -178,6 +178,54 @@ def test_gradcheck_through_engine(ext, engine_calls, monkeypatch, gen, variant, 
     assert engine_calls, "the engine did not run"
 
 
+# Recurrent dropout (Gal & Ghahramani): one mask per sequence on h_{t-1} where it enters W_hh.
+# The layer loop draws the masks on either path, so the same seed gives both paths the same masks.
+DROPOUT_CASES = [("lstm", {}), ("peephole", {"proj_size": 3}), ("cifg", {}), ("nog", {}),
+                 ("rnn", {}), ("rnn", {"nonlinearity": "relu"})]
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
+@pytest.mark.parametrize("variant,cfg", DROPOUT_CASES)
+def test_recurrent_dropout_engine_matches_reference(ext, engine_calls, monkeypatch, gen, variant, cfg, packed):
+    m = _make(variant, dict(cfg, recurrent_dropout=0.4, num_layers=2, bidirectional=True), torch.float32, gen).train()
+    x, hx, lengths = _inputs(m, 6, 4, torch.float32, gen, packed)
+    weight = torch.randn(6 * 4 * 2 * 19, generator=gen)
+
+    def run(engine_on):
+        monkeypatch.setenv("LSTMKIT_ENGINE", "1" if engine_on else "0")
+        torch.manual_seed(7)
+        return _run(m, x, hx, lengths, weight)
+
+    ref = run(False)
+    engine_calls.clear()
+    got = run(True)
+    assert len(engine_calls) == 4, "every layer-direction must run on the engine"
+    for name in ref:
+        assert_close_scaled(got[name], ref[name], name)
+    torch.manual_seed(8)  # and the masks really are applied: other masks, other outputs
+    assert not torch.allclose(_run(m, x, hx, lengths, weight)["out"], got["out"])
+
+
+@pytest.mark.parametrize("variant,cfg", [("lstm", {"proj_size": 2}), ("cifg", {}), ("rnn", {})])
+def test_gradcheck_recurrent_dropout_through_engine(ext, engine_calls, monkeypatch, gen, variant, cfg):
+    """float64 gradcheck with fixed masks (the seed is reset on every call)."""
+    monkeypatch.setenv("LSTMKIT_ENGINE", "1")
+    m = _make(variant, dict(cfg, recurrent_dropout=0.5), torch.float64, gen, input_size=3, hidden_size=5).train()
+    x, hx, lengths = _inputs(m, 4, 3, torch.float64, gen, packed=True)
+    names = [n for n, _ in m.named_parameters()]
+
+    def f(x, *tensors):
+        torch.manual_seed(0)
+        hs, params = tensors[:len(hx)], dict(zip(names, tensors[len(hx):]))
+        state = tuple(hs) if len(hs) == 2 else hs[0]
+        out, st = torch.func.functional_call(m, params, (pack_padded_sequence(x, lengths), state))
+        return (out.data, *(st if isinstance(st, tuple) else (st,)))
+
+    inputs = [t.clone().requires_grad_(True) for t in [x, *hx, *(p.detach() for p in m.parameters())]]
+    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-7, rtol=1e-5)
+    assert engine_calls, "the engine did not run"
+
+
 @pytest.mark.parametrize("variant,cfg", [("lstm", {"proj_size": 3, "num_layers": 2}), ("gru", {"reset_after": False}),
                                          ("rnn", {"bidirectional": True})])
 def test_no_grad_matches_and_keeps_nothing(ext, engine_calls, monkeypatch, gen, variant, cfg):
@@ -198,7 +246,7 @@ def test_no_grad_matches_and_keeps_nothing(ext, engine_calls, monkeypatch, gen, 
     ("fgr", {}, "fgr"),
     ("lstm", {"layer_norm": True}, "layer norm"),
     ("gru", {"layer_norm": True}, "layer norm"),
-    ("lstm", {"recurrent_dropout": 0.3}, "recurrent dropout in training"),
+    ("gru", {"recurrent_dropout": 0.3}, "GRU recurrent dropout in training"),
     ("rnn", {"zoneout": 0.2}, "zoneout"),
     ("lstm", {"return_internals": True}, "return_internals"),
 ])

@@ -56,7 +56,7 @@ def test_record_shapes_and_outputs_match_forward(variant, loop, monkeypatch, gen
 
     out, state = layer.eval()(x)  # the ordinary forward: the engine where it covers the call
     if loop == "default" and engine.available() and engine_function.supports(layer.spec):
-        assert engine.direction_runner(layer.spec, x, per_step_noise=False, record=False) is not None
+        assert engine.direction_runner(layer.spec, x, zoneout=False, record=False) is not None
     torch.testing.assert_close(rec.output[0], out, **FP32)
     # the last layer's h in both directions is the output; each direction's h at its last step the final state
     h = rec["h"]

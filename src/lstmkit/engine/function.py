@@ -12,11 +12,18 @@ import torch
 from torch.autograd.function import once_differentiable
 
 # The parameter slots of each family's C++ entry points (absent ones are passed as None).
+# "h_mask" is not a parameter: the recurrent-dropout mask (B, width_h), one per sequence, already
+# scaled by 1/(1-p); it gets no gradient. Families without that slot run recurrent dropout on the
+# reference loop.
 PARAMS = {
-    "lstm": ("weight_hh", "bias_hh", "weight_ci", "weight_cf", "weight_co", "weight_hr"),
+    "lstm": ("weight_hh", "bias_hh", "weight_ci", "weight_cf", "weight_co", "weight_hr", "h_mask"),
     "gru": ("weight_hh", "bias_hh"),
-    "rnn": ("weight_hh", "bias_hh"),
+    "rnn": ("weight_hh", "bias_hh", "h_mask"),
 }
+
+
+def supports_recurrent_dropout(spec) -> bool:
+    return "h_mask" in PARAMS.get(spec.family, ())
 
 # LSTM structure bits, as in csrc/lstm.cpp.
 _IG, _FG, _OG, _CPL, _IACT, _OACT = 1, 2, 4, 8, 16, 32
@@ -84,7 +91,7 @@ class Direction(torch.autograd.Function):
         return (None, None, d_xw, None, *d_states, *d_params)
 
 
-def run(ext, spec, p: dict, xw, batch_sizes, state: tuple, reverse: bool, bf16: bool = False):
+def run(ext, spec, p: dict, xw, batch_sizes, state: tuple, reverse: bool, bf16: bool = False, h_mask=None):
     """One layer-direction through the engine: (out, final state tuple).
 
     Under ``torch.autocast("cpu", torch.bfloat16)`` the input projection ``xw`` arrives in
@@ -99,6 +106,9 @@ def run(ext, spec, p: dict, xw, batch_sizes, state: tuple, reverse: bool, bf16: 
     """
     dtype = p["weight_hh"].dtype
     cfg = Config(spec.family, flags(spec), list(batch_sizes), reverse, bf16 and dtype == torch.float32)
+    if h_mask is not None and not supports_recurrent_dropout(spec):
+        raise ValueError(f"the engine has no recurrent dropout for the {spec.family} family")
+    p = {**p, "h_mask": None if h_mask is None else h_mask.to(dtype).contiguous()}
     params = [p.get(name) for name in PARAMS[spec.family]]
     states = [s.to(dtype).contiguous() for s in state]
     xw = xw.to(dtype).contiguous()

@@ -93,9 +93,8 @@ def run_stack(spec, params: list[list[dict]], x: Tensor, batch_sizes: list[int],
         keep_cells = layer + 1 < len(specs) and getattr(specs[layer + 1], "depth_gate", False)
         # The one dispatch point: the compiled engine (lstmkit.engine) runs a layer-direction's whole
         # time loop, with the same parameters, whenever it covers this spec and these options.
-        run = engine.direction_runner(lspec, x, record=record or keep_cells,
-                                      per_step_noise=(training and recurrent_dropout > 0) or any(zoneout)) \
-            or run_direction
+        run = engine.direction_runner(lspec, x, record=record or keep_cells, zoneout=any(zoneout),
+                                      recurrent_dropout=training and recurrent_dropout > 0) or run_direction
         project = getattr(run, "input_projection", lspec.input_projection)  # the engine's may use oneDNN
         outs, layer_records, cells = [], [], []
         for d, p in enumerate(directions):

@@ -150,6 +150,17 @@ inline void for_rows(int64_t n, int64_t row_elems, const Fn& f) {
   });
 }
 
+// dst[r, :] = src[r, :] ⊙ mask[r, :] for n rows of `width` (recurrent dropout: one mask per sequence).
+template <typename T>
+inline void mask_rows(T* dst, const T* src, const T* mask, int64_t n, int64_t width) {
+  using V = Vec<T>;
+  for (int64_t r = 0; r < n; ++r) {
+    for_cols<T>(width, [&](int64_t j, int64_t k) {
+      (V::loadu(src + r * width + j, k) * V::loadu(mask + r * width + j, k)).store(dst + r * width + j, k);
+    });
+  }
+}
+
 template <typename T>
 inline void copy_rows(T* dst, const T* src, int64_t n, int64_t width) {
   std::memcpy(dst, src, sizeof(T) * n * width);

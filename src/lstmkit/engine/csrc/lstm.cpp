@@ -16,15 +16,16 @@ namespace {
 using namespace lstm;
 
 struct Params {
-  Tensor whh, bhh, pi, pf, po, whr;
+  Tensor whh, bhh, pi, pf, po, whr, hmask;  // hmask: recurrent dropout, (B, P) scaled 0/(1-p) per sequence
   explicit Params(const OptTensors& p) {
-    TORCH_CHECK(p.size() == 6, "LSTM engine expects 6 parameter slots");
+    TORCH_CHECK(p.size() == 7, "LSTM engine expects 7 slots (6 parameters and the recurrent-dropout mask)");
     whh = opt(p[0]);
     bhh = opt(p[1]);
     pi = opt(p[2]);
     pf = opt(p[3]);
     po = opt(p[4]);
     whr = opt(p[5]);
+    hmask = opt(p[6]);
   }
 };
 
@@ -38,6 +39,8 @@ std::vector<Tensor> forward_impl(const Fl& fl, const Steps& st, const Tensor& xw
   Tensor out = at::empty({N, P}, o);
   Tensor h = h0.contiguous().clone(), c = c0.contiguous().clone();  // running state, (B, P) and (B, H)
   Tensor zr = at::empty({B, GH}, o);                                  // this step's W_hh h_{t-1}
+  const bool drop = p.hmask.defined();
+  Tensor hin = drop ? at::empty({B, P}, o) : h;  // what enters W_hh: h_{t-1} ⊙ mask with recurrent dropout
   Tensor hp, cp, cs, gates, m;  // for backward: h_{t-1}, C_{t-1}, C_t, gates and (LSTMP) m, per row
   if (train) {
     hp = at::empty({N, P}, o);
@@ -51,8 +54,8 @@ std::vector<Tensor> forward_impl(const Fl& fl, const Steps& st, const Tensor& xw
     if (train) m = at::empty({N, H}, o);
   }
   const T *X = ptr<T>(xw), *W = ptr<T>(p.whh), *bias = ptr<T>(p.bhh), *Wr = ptr<T>(p.whr);
-  const T *pi = ptr<T>(p.pi), *pf = ptr<T>(p.pf), *po = ptr<T>(p.po);
-  T *Y = ptr<T>(out), *Hs = ptr<T>(h), *Cs = ptr<T>(c), *Z = ptr<T>(zr);
+  const T *pi = ptr<T>(p.pi), *pf = ptr<T>(p.pf), *po = ptr<T>(p.po), *Mask = ptr<T>(p.hmask);
+  T *Y = ptr<T>(out), *Hs = ptr<T>(h), *Cs = ptr<T>(c), *Z = ptr<T>(zr), *Hin = ptr<T>(hin);
   const OneDnn dnn(p.whh, B, bf16);
   const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, GH, P, true, B);  // h W_hhᵀ below oneDNN's size
   const Panels<T> pr = proj ? Panels<T>(Wr, P, H, true, B) : Panels<T>();      // m W_hrᵀ
@@ -61,8 +64,9 @@ std::vector<Tensor> forward_impl(const Fl& fl, const Steps& st, const Tensor& xw
     const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
     // Training and inference make the very same BLAS calls on the same buffers (MKL's results can
     // depend on alignment), so with and without grad the outputs are bit-identical.
-    if (train) copy_rows(ptr<T>(hp, r0 * P), Hs, n, P);
-    const T* Zs = step_gemm<T>(dnn, pk, zkeep, h, n, Z);  // (n, G·H) = h_{t-1} W_hhᵀ
+    if (drop) mask_rows(Hin, Hs, Mask, n, P);
+    if (train) copy_rows(ptr<T>(hp, r0 * P), Hin, n, P);  // ∂W_hh needs what entered the product
+    const T* Zs = step_gemm<T>(dnn, pk, zkeep, hin, n, Z);  // (n, G·H) = h_{t-1} W_hhᵀ
     T* M = proj ? ptr<T>(mbuf) : Y + r0 * P;
     for_rows(n, GH, [&](int64_t r) {
       fwd_row<T>(fl, L, H, 0, H, X + (r0 + r) * GH, Zs + r * GH, bias, pi, pf, po, Cs + r * H,
@@ -96,6 +100,7 @@ std::vector<Tensor> backward_impl(const Fl& fl, const Steps& st, const Tensor& g
     dm = at::empty({B, H}, o);
   }
   const T *W = ptr<T>(p.whh), *Wr = ptr<T>(p.whr), *pi = ptr<T>(p.pi), *pf = ptr<T>(p.pf), *po = ptr<T>(p.po);
+  const T* Mask = ptr<T>(p.hmask);
   const T *GY = ptr<T>(gy), *G = ptr<T>(gates), *CS = ptr<T>(cs), *CP = ptr<T>(cp);
   T *DH = ptr<T>(dh), *DC = ptr<T>(dc), *DZ = ptr<T>(dz);
   const OneDnn dnn(p.whh.t(), B, bf16);  // y = dz (W_hhᵀ)ᵀ on oneDNN for large float32 steps
@@ -121,6 +126,7 @@ std::vector<Tensor> backward_impl(const Fl& fl, const Steps& st, const Tensor& g
     } else {
       pk.mm(n, DZ + r0 * GH, GH, DH, P);
     }
+    if (Mask) mask_rows(DH, DH, Mask, n, P);  // h_{t-1} entered the step only through h_{t-1} ⊙ mask
   }
   // Weight gradients: one GEMM or reduction over all steps.
   Tensor dwhh = weight_grad(dz, hp, bf16);
@@ -130,7 +136,7 @@ std::vector<Tensor> backward_impl(const Fl& fl, const Steps& st, const Tensor& g
   };
   Tensor dpi = peep(p.pi, L.gi, cp), dpf = peep(p.pf, L.gf, cp), dpo = peep(p.po, L.go, cs);
   Tensor dwhr = proj ? weight_grad(dhall, m, bf16) : Tensor();
-  return {dz, dh, dc, dwhh, dbhh, dpi, dpf, dpo, dwhr};
+  return {dz, dh, dc, dwhh, dbhh, dpi, dpf, dpo, dwhr, Tensor()};  // no gradient for the mask
 }
 
 }  // namespace

@@ -6,21 +6,24 @@ namespace {
 
 template <typename T>
 std::vector<Tensor> forward_impl(bool relu, const Steps& st, const Tensor& xw, const Tensor& h0, const Tensor& w,
-                                 const Tensor& b, bool train, bool bf16) {
+                                 const Tensor& b, const Tensor& mask, bool train, bool bf16) {
   using V = Vec<T>;
   const int64_t N = st.N, B = st.B, H = h0.size(1);
   const auto o = xw.options();
   Tensor out = at::empty({N, H}, o), h = h0.contiguous().clone(), zr = at::empty({B, H}, o);
-  Tensor hp = train ? at::empty({N, H}, o) : Tensor();  // h_{t-1} per row, for ∂U
+  Tensor hp = train ? at::empty({N, H}, o) : Tensor();  // h_{t-1} (⊙ mask) per row, for ∂U
+  Tensor hin = mask.defined() ? at::empty({B, H}, o) : h;  // what enters U: h_{t-1} ⊙ mask with recurrent dropout
   const T *X = ptr<T>(xw), *W = ptr<T>(w), *bias = ptr<T>(b);
-  T *Y = ptr<T>(out), *Hs = ptr<T>(h), *Z = ptr<T>(zr);
+  T *Y = ptr<T>(out), *Hs = ptr<T>(h), *Z = ptr<T>(zr), *Hin = ptr<T>(hin);
+  const T* Mask = ptr<T>(mask);
   const OneDnn dnn(w, B, bf16);
   const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, H, H, true, B);
   Tensor zkeep;
   for (int64_t s = 0; s < st.T; ++s) {
     const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
-    if (train) copy_rows(ptr<T>(hp, r0 * H), Hs, n, H);  // same BLAS call with and without grad
-    const T* Zs = step_gemm<T>(dnn, pk, zkeep, h, n, Z);
+    if (Mask) mask_rows(Hin, Hs, Mask, n, H);
+    if (train) copy_rows(ptr<T>(hp, r0 * H), Hin, n, H);  // same product with and without grad
+    const T* Zs = step_gemm<T>(dnn, pk, zkeep, hin, n, Z);
     for_rows(n, H, [&](int64_t r) {
       const T *x = X + (r0 + r) * H, *z = Zs + r * H;
       T* y = Y + (r0 + r) * H;
@@ -38,7 +41,8 @@ std::vector<Tensor> forward_impl(bool relu, const Steps& st, const Tensor& xw, c
 
 template <typename T>
 std::vector<Tensor> backward_impl(bool relu, const Steps& st, const Tensor& grad_out, const Tensor& grad_hn,
-                                  const Tensor& out, const Tensor& hp, const Tensor& w, const Tensor& b, bool bf16) {
+                                  const Tensor& out, const Tensor& hp, const Tensor& w, const Tensor& b,
+                                  const Tensor& mask, bool bf16) {
   using V = Vec<T>;
   const int64_t N = st.N, H = hp.size(1);
   Tensor gy = grad_out.contiguous(), dh = grad_hn.contiguous().clone(), da = at::empty({N, H}, hp.options());
@@ -63,10 +67,11 @@ std::vector<Tensor> backward_impl(bool relu, const Steps& st, const Tensor& grad
     } else {
       pk.mm(n, DA + r0 * H, H, DH, H);
     }
+    if (mask.defined()) mask_rows(DH, DH, ptr<T>(mask), n, H);  // h_{t-1} entered only through h_{t-1} ⊙ mask
   }
   Tensor dw = weight_grad(da, hp, bf16);
   Tensor db = b.defined() ? da.sum(0) : Tensor();
-  return {da, dh, dw, db};
+  return {da, dh, dw, db, Tensor()};  // no gradient for the mask
 }
 
 }  // namespace
@@ -74,20 +79,20 @@ std::vector<Tensor> backward_impl(bool relu, const Steps& st, const Tensor& grad
 std::vector<Tensor> rnn_forward(int64_t flags, const Tensor& xw, const Tensor& h0, const OptTensors& params,
                                 const std::vector<int64_t>& batch_sizes, bool reverse, bool train, bool bf16) {
   const Steps st(batch_sizes, reverse);
-  TORCH_CHECK(params.size() == 2, "RNN engine expects 2 parameter slots");
-  const Tensor x = xw.contiguous(), w = opt(params[0]), b = opt(params[1]);
+  TORCH_CHECK(params.size() == 3, "RNN engine expects 3 slots (weight_hh, bias_hh, the recurrent-dropout mask)");
+  const Tensor x = xw.contiguous(), w = opt(params[0]), b = opt(params[1]), mask = opt(params[2]);
   TORCH_CHECK(x.size(0) == st.N, "xw has ", x.size(0), " rows; batch_sizes sum to ", st.N);
   return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnn_forward",
-                                    [&] { return forward_impl<scalar_t>(flags & 1, st, x, h0, w, b, train, bf16); });
+                                    [&] { return forward_impl<scalar_t>(flags & 1, st, x, h0, w, b, mask, train, bf16); });
 }
 
 std::vector<Tensor> rnn_backward(int64_t flags, const Tensor& grad_out, const Tensor& grad_hn,
                                  const OptTensors& saved, const OptTensors& params,
                                  const std::vector<int64_t>& batch_sizes, bool reverse, bool bf16) {
   const Steps st(batch_sizes, reverse);
-  const Tensor out = opt(saved[0]), hp = opt(saved[1]), w = opt(params[0]), b = opt(params[1]);
+  const Tensor out = opt(saved[0]), hp = opt(saved[1]), w = opt(params[0]), b = opt(params[1]), mask = opt(params[2]);
   return AT_DISPATCH_FLOATING_TYPES(grad_out.scalar_type(), "rnn_backward", [&] {
-    return backward_impl<scalar_t>(flags & 1, st, grad_out, grad_hn, out, hp, w, b, bf16);
+    return backward_impl<scalar_t>(flags & 1, st, grad_out, grad_hn, out, hp, w, b, mask, bf16);
   });
 }
 
