@@ -558,8 +558,9 @@ _RECIPES = {
                dict(hidden=64), dict(lr=1e-3, batch_size=64, eval_every=50), _LONG),
     "multiplication": ("multiplication-adam", "1x64, forget bias 5, Adam 1e-3, batch 64, clip 1, validate every 50 steps",
                        dict(hidden=64), dict(lr=1e-3, batch_size=64, eval_every=50), _LONG),
-    "temporal-order": ("temporal-order-adam", "1x64, forget bias 5, Adam 3e-3, batch 64, clip 1, validate every 50 steps",
-                       dict(hidden=64), dict(lr=3e-3, batch_size=64, eval_every=50), _LONG),
+    # Adam 1e-3, not 3e-3: with 2 symbols 3e-3 solved 1 of 3 seeds, 1e-3 all 3 (docs/longterm.md).
+    "temporal-order": ("temporal-order-adam", "1x64, forget bias 5, Adam 1e-3, batch 64, clip 1, validate every 50 steps",
+                       dict(hidden=64), dict(lr=1e-3, batch_size=64, eval_every=50), _LONG),
     "lag": ("lag-adam", "1x32, forget bias 5, Adam 3e-3, batch 64, clip 1, validate every 50 steps",
             dict(hidden=32), dict(lr=3e-3, batch_size=64, eval_every=50), _LONG),
     "reber": ("reber-adam", "1x32, Adam 1e-2, batch 32, clip 1, validate every 25 steps",
