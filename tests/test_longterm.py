@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 
 import numpy as np
 import pytest
@@ -391,6 +392,7 @@ def _usage_error(result, *needles):
     (["adding", "--bidirectional"], "--bidirectional is not valid for adding"),
     (["adding", "--cell", "lstmm"], "unknown cell 'lstmm'"),
     (["continual-reber", "--strings", "0"], "--strings must be >= 1"),
+    (["adding", "--chrono", "2"], "--chrono must be 0 (off) or a T_max >= 3; got 2"),
 ])
 def test_bad_train_input(tmp_path, capsys, args, needle):
     out = tmp_path / "run"
@@ -430,3 +432,41 @@ def test_forget_bias_reaches_every_cell_with_forget_gates():
         got = dict(net.rnn.named_parameters())
         assert all(torch.equal(got[n], p) for n, p in direct.named_parameters()), cell
         assert any(not torch.equal(got[n], p) for n, p in default.named_parameters()), cell
+
+
+@pytest.mark.parametrize("cell", ["lstm", "cifg", "nig", "peephole"])
+def test_chrono_init_sets_forget_and_input_biases(cell):
+    """Tallec & Ollivier 2018: b_f = log U(1, T_max - 1) per unit in every layer-direction, input
+    biases -b_f (a coupled input gate too), the bias_hh rows 0, everything else untouched."""
+    from lstmkit.layers.params import chrono_init
+    torch.manual_seed(0)
+    m = lstmkit.make_layer(cell, 3, 6, num_layers=2, bidirectional=True)
+    before = {n: p.clone() for n, p in m.named_parameters()}
+    chrono_init(m, 100)
+    gates, H = m.spec.gates, 6
+    rows = {g: slice(k * H, (k + 1) * H) for k, g in enumerate(gates)}
+    for name, p in m.named_parameters():
+        changed = [g for g in ("f", "i") if g in rows]
+        if name.startswith("bias_ih"):
+            bf = p[rows["f"]] if "f" in rows else -p[rows["i"]]
+            assert ((bf >= 0) & (bf <= math.log(99) + 1e-6)).all() and bf.std() > 0
+            if "i" in rows and "f" in rows:
+                assert torch.equal(p[rows["i"]], -p[rows["f"]])
+        elif name.startswith("bias_hh"):
+            assert all((p[rows[g]] == 0).all() for g in changed)
+        else:
+            assert torch.equal(p, before[name]), name
+    with pytest.raises(ValueError, match="t_max must be >= 3"):
+        chrono_init(m, 2)
+
+
+def test_chrono_init_leaves_gru_alone_and_reaches_the_task_net():
+    from lstmkit.layers.params import chrono_init
+    from lstmkit.models.longterm import LongTermNet
+    g = lstmkit.make_layer("gru", 3, 6)
+    before = {n: p.clone() for n, p in g.named_parameters()}
+    chrono_init(g, 100)
+    assert all(torch.equal(p, before[n]) for n, p in g.named_parameters())
+    net = LongTermNet("lstm", 2, 8, 1, chrono=50)
+    b = net.rnn.bias_ih_l0
+    assert torch.equal(b[:8], -b[8:16]) and (b[8:16] > 0).all()  # i = -f, f in (0, log 49]

@@ -65,6 +65,37 @@ def reset_parameters(groups: list[dict], spec, hidden_size: int, forget_bias: fl
                 g["bias_hh"][rows] = 0.0
 
 
+def chrono_init(module: nn.Module, t_max: int, generator: torch.Generator | None = None) -> None:
+    """Chrono initialisation (Tallec & Ollivier 2018, "Can recurrent neural networks warp time?").
+
+    For every LSTM-family layer-direction of ``module``: the forget-gate biases become
+    b_f = log(u), u ~ U(1, t_max - 1) per unit, and the input-gate biases -b_f, so each unit
+    starts with a characteristic memory of ~u steps and its input gate mostly closed (the cell
+    does not fill up with noise over a long sequence). Written to ``bias_ih``, with ``bias_hh``'s
+    rows 0, as :func:`reset_parameters` does for ``forget_bias``. A coupled input gate
+    (``f = 1 - i``) gets -b_f, so f starts at σ(b_f) the same way. Layers without forget or input
+    gates (GRU, RNN, nig/nfg rows they lack) are left as they are.
+    """
+    if t_max < 3:
+        raise ValueError(f"chrono t_max must be >= 3 (b_f = log U(1, t_max - 1)); got {t_max}")
+    spec = getattr(module, "spec", None)
+    if spec is None or getattr(spec, "family", None) != "lstm":
+        return
+    H = module.hidden_size
+    rows = {g: slice(k * H, (k + 1) * H) for k, g in enumerate(spec.gates)}
+    with torch.no_grad():
+        for name, b_ih in module.named_parameters():
+            if not name.startswith("bias_ih"):
+                continue
+            b_hh = dict(module.named_parameters())["bias_hh" + name[len("bias_ih"):]]
+            u = torch.rand(H, generator=generator, dtype=torch.float64) * (t_max - 2) + 1
+            bf = torch.log(u).to(b_ih.dtype)
+            if "f" in rows:
+                b_ih[rows["f"]], b_hh[rows["f"]] = bf, 0.0
+            if "i" in rows:
+                b_ih[rows["i"]], b_hh[rows["i"]] = -bf, 0.0
+
+
 def check_probability(name: str, value, upper_inclusive: bool = False) -> float:
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and (
         0 <= value <= 1 if upper_inclusive else 0 <= value < 1)

@@ -5,6 +5,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import get_variant, make_layer
+from ..layers.params import chrono_init
 
 
 class LongTermNet(nn.Module):
@@ -18,6 +19,8 @@ class LongTermNet(nn.Module):
             the step ``lengths - 1``); "every" reads every step.
         forget_bias: initial forget-gate bias of cells with forget gates, the LSTM family and the
             grid LSTM (ignored by GRU, MUT, RNN and clockwork cells).
+        chrono: if > 0, chrono initialisation with this t_max (``layers.params.chrono_init``)
+            instead of ``forget_bias``, for the LSTM family (ignored by the others).
         **layer_kwargs: passed to :func:`lstmkit.make_layer` (e.g. ``nonlinearity="relu"`` for rnn).
 
     ``forward(x, lengths)``: x (T, B, I) time-major and padded, lengths (B,) -> (B, O) for
@@ -26,13 +29,15 @@ class LongTermNet(nn.Module):
     """
 
     def __init__(self, cell: str, input_size: int, hidden_size: int, output_size: int, num_layers: int = 1,
-                 readout: str = "last", forget_bias: float = 1.0, **layer_kwargs):
+                 readout: str = "last", forget_bias: float = 1.0, chrono: int = 0, **layer_kwargs):
         super().__init__()
         if readout not in ("last", "every"):
             raise ValueError(f"readout must be 'last' or 'every'; got {readout!r}")
         if get_variant(cell).family in ("lstm", "grid"):
             layer_kwargs["forget_bias"] = forget_bias
         self.rnn = make_layer(cell, input_size, hidden_size, num_layers=num_layers, **layer_kwargs)
+        if chrono:
+            chrono_init(self.rnn, chrono)
         self.head = nn.Linear(hidden_size, output_size)
         self.readout = readout
 

@@ -78,6 +78,8 @@ class CommonOptions:
                                    "(the paper: the 2000 most recent training sequences)")
     test_size: int = option(2560, "fresh test sequences scored after training (the paper's 2560)")
     forget_bias: float = option(1.0, "initial forget-gate bias of LSTM-family cells (ignored by gru, rnn)")
+    chrono: int = option(0, "chrono initialisation (Tallec & Ollivier 2018) with this T_max: forget biases "
+                            "log U(1, T_max-1), input biases their negatives; replaces --forget-bias; 0 = off")
 
 
 @dataclass
@@ -151,6 +153,8 @@ class LongTermTask(Task):
                 raise UsageError(f"--{name.replace('_', '-')} must be >= 1; got {getattr(o, name)}")
         if not math.isfinite(o.forget_bias):
             raise UsageError(f"--forget-bias must be a finite number; got {o.forget_bias}")
+        if o.chrono != 0 and o.chrono < 3:
+            raise UsageError(f"--chrono must be 0 (off) or a T_max >= 3; got {o.chrono}")
         self.check_options(o)
 
     def check_options(self, o) -> None:
@@ -192,7 +196,8 @@ class LongTermTask(Task):
         m = cfg.model
         I, O = self.sizes(cfg.options)
         return LongTermNet(m.cell, I, m.hidden, O, num_layers=m.layers, readout=self.readout_for(cfg.options),
-                           forget_bias=cfg.options.forget_bias, dropout=m.dropout if m.layers > 1 else 0.0,
+                           forget_bias=cfg.options.forget_bias, chrono=cfg.options.chrono,
+                           dropout=m.dropout if m.layers > 1 else 0.0,
                            recurrent_dropout=m.recurrent_dropout, zoneout=m.zoneout,
                            **({"depth_gate": True} if m.depth_gate else {}))
 
