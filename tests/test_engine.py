@@ -226,6 +226,50 @@ def test_gradcheck_recurrent_dropout_through_engine(ext, engine_calls, monkeypat
     assert engine_calls, "the engine did not run"
 
 
+@pytest.mark.parametrize("dropout", [0.0, 0.3], ids=["plain", "recurrent_dropout"])
+@pytest.mark.parametrize("variant", ["lstm", "peephole", "cifg", "nog"])
+def test_unit_split_threads_match_reference(ext, engine_calls, monkeypatch, gen, variant, dropout):
+    """Steps of at least 1 MFLOP with H a multiple of 32 run on threads that each own some hidden
+    units (csrc/lstm.cpp: forward_split): unequal lengths in both directions, training and
+    no_grad, against the reference loop."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        m = _make(variant, dict(bidirectional=True, recurrent_dropout=dropout), torch.float32, gen,
+                  input_size=5, hidden_size=64).train()
+        with torch.no_grad():  # moderate weights: randn * 0.5 would saturate every gate at H = 64
+            for p in m.parameters():
+                p.mul_(0.2)
+        T, B = 6, 36  # 2·36·256·64 = 1.2 MFLOP per full step
+        x = torch.randn(T, B, 5, generator=gen)
+        lengths = torch.sort(torch.randint(1, T + 1, (B,), generator=gen), descending=True).values
+        lengths[0] = T
+        hx = [torch.randn(2, B, 64, generator=gen), torch.randn(2, B, 64, generator=gen)]
+        weight = torch.randn(int(lengths.sum()) * 128, generator=gen)
+
+        def run(engine_on):
+            monkeypatch.setenv("LSTMKIT_ENGINE", "1" if engine_on else "0")
+            torch.manual_seed(3)
+            return _run(m, x, hx, lengths, weight)
+
+        ref = run(False)
+        engine_calls.clear()
+        got = run(True)
+        assert len(engine_calls) == 2
+        for name in ref:
+            assert_close_scaled(got[name], ref[name], name)
+        m.eval()
+        monkeypatch.setenv("LSTMKIT_ENGINE", "1")
+        with torch.no_grad():
+            out, _ = m(pack_padded_sequence(x, lengths), tuple(hx))
+        monkeypatch.setenv("LSTMKIT_ENGINE", "0")
+        with torch.no_grad():
+            ref_out, _ = m(pack_padded_sequence(x, lengths), tuple(hx))
+        assert_close_scaled(out.data, ref_out.data, "no_grad out")
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("variant,cfg", [("lstm", {"proj_size": 3, "num_layers": 2}), ("gru", {"reset_after": False}),
                                          ("rnn", {"bidirectional": True})])
 def test_no_grad_matches_and_keeps_nothing(ext, engine_calls, monkeypatch, gen, variant, cfg):

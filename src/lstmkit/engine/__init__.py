@@ -110,16 +110,19 @@ def direction_runner(spec, x: torch.Tensor, *, zoneout: bool, record: bool, recu
     return run_direction
 
 
-# float32 input projections of at least this many FLOPs go to oneDNN when no gradient is needed;
-# the same threshold and variables as the per-step products (kOneDnnMinFlops in csrc/common.h).
+# Per-step products of at least this many FLOPs go to oneDNN (kOneDnnMinFlops in csrc/common.h).
 ONEDNN_MIN_FLOPS = 8e6
+# A whole-sequence float32 input projection goes to oneDNN (under no_grad) from this size: with the
+# weight reordered on every call it lost to MKL's F.linear at 3200x64->256 (0.75 against 0.53 ms,
+# 2 threads, 2026-11-22) and won from about 1 GFLOP (8000x128->512: 5.3 against 5.8 ms).
+PROJECTION_ONEDNN_MIN_FLOPS = 5e8
 
 
-def onednn_min_flops() -> float:
+def onednn_min_flops(default: float = ONEDNN_MIN_FLOPS) -> float:
     """The oneDNN threshold: ``LSTMKIT_ONEDNN=0`` disables it, ``LSTMKIT_ONEDNN_MIN_FLOPS`` overrides it."""
     if os.environ.get("LSTMKIT_ONEDNN") == "0":
         return float("inf")
-    return float(os.environ.get("LSTMKIT_ONEDNN_MIN_FLOPS") or ONEDNN_MIN_FLOPS)
+    return float(os.environ.get("LSTMKIT_ONEDNN_MIN_FLOPS") or default)
 
 
 def input_projection(spec, x: torch.Tensor, p: dict) -> torch.Tensor:
@@ -130,7 +133,7 @@ def input_projection(spec, x: torch.Tensor, p: dict) -> torch.Tensor:
     products, where its fixed cost per call dominates) this is just ``spec.input_projection``.
     """
     w, b = p["weight_ih"], p.get("bias_ih")
-    if (x.dtype != torch.float32 or torch.is_autocast_enabled("cpu") or 2.0 * x.shape[0] * w.shape[0] * w.shape[1] < onednn_min_flops()
+    if (x.dtype != torch.float32 or torch.is_autocast_enabled("cpu") or 2.0 * x.shape[0] * w.shape[0] * w.shape[1] < onednn_min_flops(PROJECTION_ONEDNN_MIN_FLOPS)
             or (torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, w, b)))):
         return spec.input_projection(x, p)
     try:

@@ -65,7 +65,7 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
           const V rr = sigmoid<T>(V::loadu(x + j, k) + (V::loadu(zh + j, k) + load_b(bias, j, k)));
           const V zz = sigmoid<T>(V::loadu(x + H + j, k) + (V::loadu(zh + H + j, k) + load_b(bias, H + j, k)));
           const V hnv = V::loadu(zh + 2 * H + j, k) + load_b(bias, 2 * H + j, k);
-          const V nn = (V::loadu(x + 2 * H + j, k) + rr * hnv).tanh();
+          const V nn = tanh_<T>(V::loadu(x + 2 * H + j, k) + rr * hnv);
           const V hv = V::loadu(hprev + j, k);
           (nn + zz * (hv - nn)).store(Y + (r0 + r) * H + j, k);  // (1-z)⊙n + z⊙h
           if (gs) {
@@ -100,7 +100,7 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
         // In inference z was not stored; recompute it from the step's GEMM.
         const T* zh = Zs + r * ldz;
         for_cols<T>(H, [&](int64_t j, int64_t k) {
-          const V nn = (V::loadu(x + 2 * H + j, k) + (V::loadu(ZN + r * H + j, k) + load_b(bias, 2 * H + j, k))).tanh();
+          const V nn = tanh_<T>(V::loadu(x + 2 * H + j, k) + (V::loadu(ZN + r * H + j, k) + load_b(bias, 2 * H + j, k)));
           const V zz = gs ? V::loadu(gs + H + j, k)
                           : sigmoid<T>(V::loadu(x + H + j, k) + (V::loadu(zh + H + j, k) + load_b(bias, H + j, k)));
           const V hv = V::loadu(hprev + j, k);

@@ -29,6 +29,61 @@ struct Params {
   }
 };
 
+// Threads that split a step's hidden units: each owns the same unit columns of every gate block
+// in the step's product, its pointwise pass and its rows of h and C, so the threads meet once per
+// step (a barrier, with h double-buffered) instead of forking and joining around the product and
+// leaving the pointwise pass to one thread. For float32 steps on the panel kernel without a
+// projection, when H splits into whole panels; otherwise 1 (the loop below).
+template <typename T>
+int64_t split_threads(const Panels<T>& pk, int64_t H, int64_t B, bool proj) {
+  if constexpr (!std::is_same<T, float>::value) {
+    return 1;
+  } else {
+    const int64_t NR = Panels<float>::NR, nt = at::get_num_threads();
+    if (proj || !pk.buf.defined() || nt < 2 || H % NR || H / NR < 2 || at::in_parallel_region()) return 1;
+    if (2.0 * B * pk.N * pk.K < kPanelsParallelMinFlops) return 1;
+    return std::min<int64_t>(nt, H / NR);
+  }
+}
+
+template <typename T, typename Fl>
+void forward_split(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t nt, const Panels<T>& pk,
+                   const T* X, const T* h0, const T* bias, const T* pi, const T* pf, const T* po, const T* Mask,
+                   T* Y, T* Hfinal, T* Cs, T* Z, T* HP, T* CP, T* CS, T* Gates, int64_t B, int64_t H) {
+  const int64_t GH = pk.N, G = GH / H, U = H / Panels<float>::NR, NR = Panels<float>::NR;
+  std::vector<T> hbuf(2 * B * H), hinb(Mask ? 2 * B * H : 0);
+  std::copy(h0, h0 + B * H, hbuf.data());
+  if (Mask) mask_rows(hinb.data(), h0, Mask, B, H);
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t tid = omp_get_thread_num(), up0 = tid * U / nt, up1 = (tid + 1) * U / nt;
+    const int64_t j0 = up0 * NR, j1 = up1 * NR;  // this thread's hidden units
+    for (int64_t s = 0; s < st.T; ++s) {
+      const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
+      const T* hcur = hbuf.data() + (s & 1) * B * H;
+      T* hnext = hbuf.data() + ((s + 1) & 1) * B * H;
+      const T* in = Mask ? hinb.data() + (s & 1) * B * H : hcur;  // what enters W_hh
+      if (HP) for (int64_t r = 0; r < n; ++r) std::copy(in + r * H + j0, in + r * H + j1, HP + (r0 + r) * H + j0);
+      for (int64_t g = 0; g < G; ++g) pk.run(g * U + up0, g * U + up1, n, in, H, Z, GH, false);
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t row = r0 + r;
+        fwd_row<T>(fl, L, H, j0, j1, X + row * GH, Z + r * GH, bias, pi, pf, po, Cs + r * H,
+                   CP ? CP + row * H : nullptr, CS ? CS + row * H : nullptr, Gates ? Gates + row * GH : nullptr,
+                   Y + row * H);
+        std::copy(Y + row * H + j0, Y + row * H + j1, hnext + r * H + j0);
+      }
+      for (int64_t r = n; r < B; ++r) std::copy(hcur + r * H + j0, hcur + r * H + j1, hnext + r * H + j0);
+      if (Mask) {
+        T* inext = hinb.data() + ((s + 1) & 1) * B * H;
+        for (int64_t r = 0; r < B; ++r)
+          for (int64_t j = j0; j < j1; ++j) inext[r * H + j] = hnext[r * H + j] * Mask[r * H + j];
+      }
+#pragma omp barrier
+    }
+  }
+  std::copy(hbuf.data() + (st.T & 1) * B * H, hbuf.data() + (st.T & 1) * B * H + B * H, Hfinal);
+}
+
 template <typename T, typename Fl>
 std::vector<Tensor> forward_impl(const Fl& fl, const Steps& st, const Tensor& xw, const Tensor& h0,
                                  const Tensor& c0, const Params& p, bool train, bool bf16) {
@@ -59,6 +114,13 @@ std::vector<Tensor> forward_impl(const Fl& fl, const Steps& st, const Tensor& xw
   const OneDnn dnn(p.whh, B, bf16);
   const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, GH, P, true, B);  // h W_hhᵀ below oneDNN's size
   const Panels<T> pr = proj ? Panels<T>(Wr, P, H, true, B) : Panels<T>();      // m W_hrᵀ
+  if constexpr (std::is_same<T, float>::value) {
+    if (const int64_t nt = split_threads<T>(pk, H, B, proj); nt > 1) {
+      forward_split<T>(fl, L, st, nt, pk, X, ptr<T>(h0.contiguous()), bias, pi, pf, po, Mask, Y, Hs, Cs, Z,
+                       ptr<T>(hp), ptr<T>(cp), ptr<T>(cs), ptr<T>(gates), B, H);
+      return {out, h, c, hp, cp, cs, gates, m};
+    }
+  }
   Tensor zkeep;
   for (int64_t s = 0; s < st.T; ++s) {
     const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];

@@ -70,14 +70,14 @@ inline void fwd_row(const Fl& fl, const Layout<Fl>& L, int64_t ld, int64_t j0, i
       f = sigmoid<T>(zf);
     }
     V g = pre(L.gg);
-    if (fl.iact) g = g.tanh();
+    if (fl.iact) g = tanh_<T>(g);
     const V cn = f * cprev + i * g;  // C_t = f ⊙ C_{t-1} + i ⊙ C̃_t
     if (fl.og) {
       V zo = pre(L.go);
       if (po) zo = zo + V::loadu(po + j, k) * cn;
       o = sigmoid<T>(zo);
     }
-    const V a = fl.oact ? cn.tanh() : cn;
+    const V a = fl.oact ? tanh_<T>(cn) : cn;
     (o * a).store(m + j, k);
     cn.store(c + j, k);
     if (cp_save) {
@@ -106,7 +106,7 @@ inline void bwd_row(const Fl& fl, const Layout<Fl>& L, int64_t H, const T* dm1, 
     const V f = fl.cpl ? one - i : (fl.fg ? V::loadu(gates + L.gf * H + j, k) : one);
     const V g = V::loadu(gates + L.gg * H + j, k);
     const V o = fl.og ? V::loadu(gates + L.go * H + j, k) : one;
-    const V a = fl.oact ? cn.tanh() : cn;
+    const V a = fl.oact ? tanh_<T>(cn) : cn;
     V dcn = V::loadu(dc + j, k) + (fl.oact ? dm * o * (one - a * a) : dm * o);
     if (fl.og) {
       const V dzo = dm * a * o * (one - o);

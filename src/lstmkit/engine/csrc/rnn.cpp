@@ -31,7 +31,7 @@ std::vector<Tensor> forward_impl(bool relu, const Steps& st, const Tensor& xw, c
         V a = V::loadu(z + j, k);
         if (bias) a = a + V::loadu(bias + j, k);
         a = V::loadu(x + j, k) + a;
-        (relu ? at::vec::clamp_min(a, V(T(0))) : a.tanh()).store(y + j, k);
+        (relu ? at::vec::clamp_min(a, V(T(0))) : tanh_<T>(a)).store(y + j, k);
       });
     });
     copy_rows(Hs, Y + r0 * H, n, H);

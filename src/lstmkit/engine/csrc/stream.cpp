@@ -136,7 +136,7 @@ struct Stream::Impl {
       const V zz = sigmoid<T>(V::loadu(xw + ld + j, k) + V::loadu(zh + ld + j, k));
       const V hv = V::loadu(hprev + j, k);
       if (reset_after) {
-        const V nn = (V::loadu(xw + 2 * ld + j, k) + rr * V::loadu(zh + 2 * ld + j, k)).tanh();
+        const V nn = tanh_<T>(V::loadu(xw + 2 * ld + j, k) + rr * V::loadu(zh + 2 * ld + j, k));
         (nn + zz * (hv - nn)).store(hnew + j, k);  // (1-z)⊙n + z⊙h
       } else {
         (rr * hv).store(q + j, k);
@@ -147,7 +147,7 @@ struct Stream::Impl {
     barrier(nt);  // U_n (r⊙h) needs all of r⊙h
     L.hh.gemv<T>(2, 3, q0, q1, q, zh);
     for_cols<T>(j0, j1, [&](int64_t j, int64_t k) {
-      const V nn = (V::loadu(xw + 2 * ld + j, k) + V::loadu(zh + 2 * ld + j, k)).tanh();
+      const V nn = tanh_<T>(V::loadu(xw + 2 * ld + j, k) + V::loadu(zh + 2 * ld + j, k));
       const V zz = V::loadu(zh + ld + j, k), hv = V::loadu(hprev + j, k);
       (nn + zz * (hv - nn)).store(hnew + j, k);
     });
@@ -167,7 +167,7 @@ struct Stream::Impl {
     const bool relu = flags & 1;
     for_cols<T>(q0 * L.hh.PW, std::min(q1 * L.hh.PW, L.H), [&](int64_t j, int64_t k) {
       const V a = V::loadu(xw + j, k) + V::loadu(zh + j, k);
-      (relu ? at::vec::clamp_min(a, V(T(0))) : a.tanh()).store(hnew + j, k);
+      (relu ? at::vec::clamp_min(a, V(T(0))) : tanh_<T>(a)).store(hnew + j, k);
     });
   }
 
