@@ -65,6 +65,10 @@ inline void gemm_nn(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, co
 // float32 products of at least kOneDnnMinFlops per step (measured crossover: benchmarks/speed.py's
 // GEMM section; LSTMKIT_ONEDNN_MIN_FLOPS overrides, LSTMKIT_ONEDNN=0 turns it off).
 constexpr double kOneDnnMinFlops = 8e6;
+inline double onednn_min_flops() {  // LSTMKIT_ONEDNN_MIN_FLOPS overrides kOneDnnMinFlops
+  const char* min = std::getenv("LSTMKIT_ONEDNN_MIN_FLOPS");
+  return min && *min ? std::atof(min) : kOneDnnMinFlops;
+}
 inline bool onednn_allowed() {
   const char* off = std::getenv("LSTMKIT_ONEDNN");
   return !(off && std::string(off) == "0");
@@ -81,8 +85,7 @@ struct OneDnn {
   // For y (n, N) = x (n, K) Wᵀ with W (N, K) and up to `batch` rows per call.
   OneDnn(const Tensor& W, int64_t batch, bool bf16_products = false) {
     if (!W.defined() || W.scalar_type() != at::kFloat || !linear() || !reorder() || !onednn_allowed()) return;
-    const char* min = std::getenv("LSTMKIT_ONEDNN_MIN_FLOPS");
-    if (2.0 * batch * W.size(0) * W.size(1) < (min ? std::atof(min) : kOneDnnMinFlops)) return;
+    if (2.0 * batch * W.size(0) * W.size(1) < onednn_min_flops()) return;
     bf16 = bf16_products;
     torch::jit::Stack st{bf16 ? W.to(at::kBFloat16).contiguous() : W.contiguous(), c10::IValue(batch)};
     reorder()->callBoxed(&st);

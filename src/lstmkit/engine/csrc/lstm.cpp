@@ -84,6 +84,34 @@ void forward_split(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t n
   std::copy(hbuf.data() + (st.T & 1) * B * H, hbuf.data() + (st.T & 1) * B * H + B * H, Hfinal);
 }
 
+// The backward counterpart: each thread computes dz for its units' gate columns, then (after a
+// barrier: the product needs every column of dz) ∂L/∂h_{t-1} for its units, which is all its next
+// pointwise pass reads, so again one barrier per step.
+template <typename T, typename Fl>
+void backward_split(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t nt, const Panels<T>& pk,
+                    const T* GY, const T* G, const T* CS, const T* CP, const T* pi, const T* pf, const T* po,
+                    const T* Mask, T* DH, T* DC, T* DZ, int64_t H) {
+  const int64_t gh = pk.K, U = H / Panels<float>::NR, NR = Panels<float>::NR;  // gh = G·H
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t tid = omp_get_thread_num(), up0 = tid * U / nt, up1 = (tid + 1) * U / nt;
+    const int64_t j0 = up0 * NR, j1 = up1 * NR;
+    for (int64_t s = st.T - 1; s >= 0; --s) {
+      const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t row = r0 + r;
+        bwd_row<T>(fl, L, H, GY + row * H, DH + r * H, DC + r * H, G + row * gh, CS + row * H, CP + row * H, pi, pf,
+                   po, DZ + row * gh, j0, j1);
+      }
+#pragma omp barrier
+      pk.run(up0, up1, n, DZ + r0 * gh, gh, DH, H, false);  // ∂L/∂h_{t-1} = dz W_hh, this thread's units
+      if (Mask)
+        for (int64_t r = 0; r < n; ++r)
+          for (int64_t j = j0; j < j1; ++j) DH[r * H + j] *= Mask[r * H + j];
+    }
+  }
+}
+
 template <typename T, typename Fl>
 std::vector<Tensor> forward_impl(const Fl& fl, const Steps& st, const Tensor& xw, const Tensor& h0,
                                  const Tensor& c0, const Params& p, bool train, bool bf16) {
@@ -168,7 +196,12 @@ std::vector<Tensor> backward_impl(const Fl& fl, const Steps& st, const Tensor& g
   const OneDnn dnn(p.whh.t(), B, bf16);  // y = dz (W_hhᵀ)ᵀ on oneDNN for large float32 steps
   const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, P, GH, false, B);  // dz W_hh
   const Panels<T> pr = proj ? Panels<T>(Wr, H, P, false, B) : Panels<T>();      // ∂L/∂h W_hr
-  for (int64_t s = st.T - 1; s >= 0; --s) {
+  int64_t nt = 1;
+  if constexpr (std::is_same<T, float>::value) {
+    nt = split_threads<T>(pk, H, B, proj);
+    if (nt > 1) backward_split<T>(fl, L, st, nt, pk, GY, G, CS, CP, pi, pf, po, Mask, DH, DC, DZ, H);
+  }
+  for (int64_t s = nt > 1 ? -1 : st.T - 1; s >= 0; --s) {
     const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
     const T *dm1 = GY + r0 * P, *dm2 = DH;  // ∂L/∂h_t = the output's gradient + the next step's
     if (proj) {

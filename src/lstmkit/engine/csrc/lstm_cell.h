@@ -93,11 +93,13 @@ inline void fwd_row(const Fl& fl, const Layout<Fl>& L, int64_t ld, int64_t j0, i
 
 // Backward pointwise pass for one row: from dm = ∂L/∂m (dm1 + dm2) and dc = ∂L/∂C_t arriving from
 // step t+1, the pre-activation gradients dz (one block per gate with weights) and, in dc, ∂L/∂C_{t-1}.
+// Only columns [j0, j1) (default: all H) are computed (threads that split the units).
 template <typename T, typename Fl>
 inline void bwd_row(const Fl& fl, const Layout<Fl>& L, int64_t H, const T* dm1, const T* dm2, T* dc,
-                    const T* gates, const T* cs, const T* cp, const T* pi, const T* pf, const T* po, T* dz) {
+                    const T* gates, const T* cs, const T* cp, const T* pi, const T* pf, const T* po, T* dz,
+                    int64_t j0 = 0, int64_t j1 = -1) {
   using V = Vec<T>;
-  for_cols<T>(0, H, [&](int64_t j, int64_t k) {
+  for_cols<T>(j0, j1 < 0 ? H : j1, [&](int64_t j, int64_t k) {
     const V one(T(1));
     V dm = V::loadu(dm1 + j, k);
     if (dm2) dm = dm + V::loadu(dm2 + j, k);

@@ -68,7 +68,7 @@ struct Panels<float> {
   // which the caller tries first): there the library's cache blocking beats this kernel.
   Panels(const float* W, int64_t N_, int64_t K_, bool nt_, int64_t batch)
       : w(W), N(N_), K(K_), np((N_ + NR - 1) / NR), nt(nt_) {
-    if (2.0 * batch * N * K >= kOneDnnMinFlops || !panels_allowed()) return;
+    if (2.0 * batch * N * K >= onednn_min_flops() || !panels_allowed()) return;
     buf = at::zeros({np * K * NR}, at::kFloat);
     zeros = at::zeros({K}, at::kFloat);
     float* d = buf.data_ptr<float>();
