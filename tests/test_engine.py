@@ -206,6 +206,33 @@ def test_recurrent_dropout_engine_matches_reference(ext, engine_calls, monkeypat
     assert not torch.allclose(_run(m, x, hx, lengths, weight)["out"], got["out"])
 
 
+# Zoneout (Krueger et al.): per row and unit, keep h_{t-1} / C_{t-1} (bool masks in training, the
+# rate as a weight in eval). The layer loop draws the masks, so one seed gives both paths the same.
+ZONEOUT_CASES = [("lstm", {"zoneout": 0.3}), ("peephole", {"zoneout": (0.2, 0.5), "proj_size": 3}),
+                 ("cifg", {"zoneout": (0.0, 0.4)}), ("lstm", {"zoneout": (0.3, 0.0), "recurrent_dropout": 0.2})]
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.parametrize("variant,cfg", ZONEOUT_CASES)
+def test_zoneout_engine_matches_reference(ext, engine_calls, monkeypatch, gen, variant, cfg, mode):
+    m = _make(variant, dict(cfg, num_layers=2, bidirectional=True), torch.float32, gen)
+    m.train(mode == "train")
+    x, hx, lengths = _inputs(m, 6, 4, torch.float32, gen, packed=True)
+    weight = torch.randn(6 * 4 * 2 * 19, generator=gen)
+
+    def run(engine_on):
+        monkeypatch.setenv("LSTMKIT_ENGINE", "1" if engine_on else "0")
+        torch.manual_seed(5)
+        return _run(m, x, hx, lengths, weight)
+
+    ref = run(False)
+    engine_calls.clear()
+    got = run(True)
+    assert len(engine_calls) == 4, "every layer-direction must run on the engine"
+    for name in ref:
+        assert_close_scaled(got[name], ref[name], name)
+
+
 @pytest.mark.parametrize("variant,cfg", [("lstm", {"proj_size": 2}), ("cifg", {}), ("rnn", {})])
 def test_gradcheck_recurrent_dropout_through_engine(ext, engine_calls, monkeypatch, gen, variant, cfg):
     """float64 gradcheck with fixed masks (the seed is reset on every call)."""
@@ -268,6 +295,26 @@ def test_unit_split_threads_match_reference(ext, engine_calls, monkeypatch, gen,
         assert_close_scaled(out.data, ref_out.data, "no_grad out")
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("variant,cfg", [("lstm", {"proj_size": 2, "zoneout": (0.3, 0.5)}),
+                                         ("peephole", {"zoneout": 0.4})])
+def test_gradcheck_zoneout_through_engine(ext, engine_calls, monkeypatch, gen, variant, cfg):
+    """float64 gradcheck in training with fixed zoneout masks (the seed is reset on every call)."""
+    monkeypatch.setenv("LSTMKIT_ENGINE", "1")
+    m = _make(variant, cfg, torch.float64, gen, input_size=3, hidden_size=5).train()
+    x, hx, lengths = _inputs(m, 4, 3, torch.float64, gen, packed=True)
+    names = [n for n, _ in m.named_parameters()]
+
+    def f(x, *tensors):
+        torch.manual_seed(1)
+        hs, params = tensors[:len(hx)], dict(zip(names, tensors[len(hx):]))
+        out, st = torch.func.functional_call(m, params, (pack_padded_sequence(x, lengths), tuple(hs)))
+        return (out.data, *st)
+
+    inputs = [t.clone().requires_grad_(True) for t in [x, *hx, *(p.detach() for p in m.parameters())]]
+    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-7, rtol=1e-5)
+    assert engine_calls, "the engine did not run"
 
 
 @pytest.mark.parametrize("variant,cfg", [("lstm", {"proj_size": 3, "num_layers": 2}), ("gru", {"reset_after": False}),

@@ -83,14 +83,14 @@ def reset() -> None:
 def direction_runner(spec, x: torch.Tensor, *, zoneout: bool, record: bool, recurrent_dropout: bool = False):
     """The engine's drop-in for ``run_direction`` if it covers this call, else None.
 
-    ``zoneout``: zoneout is active (the reference loop owns it). ``recurrent_dropout``: a
-    recurrent-dropout mask will be passed (the engine covers it for the LSTM family and the RNN).
+    ``zoneout``: zoneout is active (the engine covers it for the LSTM family). ``recurrent_dropout``:
+    a recurrent-dropout mask will be passed (the engine covers it for the LSTM family and the RNN).
     ``record``: per-step internals were asked for (the engine does not keep them).
     """
-    from .function import supports_recurrent_dropout
-    if mode() == "off" or zoneout or record or not supports(spec):
+    from .function import supports_recurrent_dropout, supports_zoneout
+    if mode() == "off" or record or not supports(spec):
         return None
-    if recurrent_dropout and not supports_recurrent_dropout(spec):
+    if (recurrent_dropout and not supports_recurrent_dropout(spec)) or (zoneout and not supports_zoneout(spec)):
         return None
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
         return None
@@ -103,7 +103,7 @@ def direction_runner(spec, x: torch.Tensor, *, zoneout: bool, record: bool, recu
 
     def run_direction(spec, p, xw, batch_sizes, state, *, reverse=False, h_mask=None, zone=None, record=False):
         from .function import run
-        out, final = run(ext, spec, p, xw, batch_sizes, state, reverse, bf16=bf16, h_mask=h_mask)
+        out, final = run(ext, spec, p, xw, batch_sizes, state, reverse, bf16=bf16, h_mask=h_mask, zone=zone)
         return out, final, None
 
     run_direction.input_projection = lambda x, p: input_projection(spec, x, p)

@@ -16,7 +16,8 @@ from torch.autograd.function import once_differentiable
 # scaled by 1/(1-p); it gets no gradient. Families without that slot run recurrent dropout on the
 # reference loop.
 PARAMS = {
-    "lstm": ("weight_hh", "bias_hh", "weight_ci", "weight_cf", "weight_co", "weight_hr", "h_mask"),
+    "lstm": ("weight_hh", "bias_hh", "weight_ci", "weight_cf", "weight_co", "weight_hr", "h_mask",
+             "zone_h", "zone_c"),
     "gru": ("weight_hh", "bias_hh"),
     "rnn": ("weight_hh", "bias_hh", "h_mask"),
 }
@@ -24,6 +25,19 @@ PARAMS = {
 
 def supports_recurrent_dropout(spec) -> bool:
     return "h_mask" in PARAMS.get(spec.family, ())
+
+
+def supports_zoneout(spec) -> bool:
+    return "zone_h" in PARAMS.get(spec.family, ())
+
+
+def _zone_tensor(z, n: int, width: int, dtype):
+    """A zoneout entry as the engine takes it: None, or (N, width) with 1 = keep h_{t-1} (eval: the rate)."""
+    if z is None:
+        return None
+    if isinstance(z, float):
+        return torch.full((n, width), z, dtype=dtype)
+    return z.to(dtype).contiguous()
 
 # LSTM structure bits, as in csrc/lstm.cpp.
 _IG, _FG, _OG, _CPL, _IACT, _OACT = 1, 2, 4, 8, 16, 32
@@ -91,7 +105,8 @@ class Direction(torch.autograd.Function):
         return (None, None, d_xw, None, *d_states, *d_params)
 
 
-def run(ext, spec, p: dict, xw, batch_sizes, state: tuple, reverse: bool, bf16: bool = False, h_mask=None):
+def run(ext, spec, p: dict, xw, batch_sizes, state: tuple, reverse: bool, bf16: bool = False, h_mask=None,
+        zone=None):
     """One layer-direction through the engine: (out, final state tuple).
 
     Under ``torch.autocast("cpu", torch.bfloat16)`` the input projection ``xw`` arrives in
@@ -109,6 +124,11 @@ def run(ext, spec, p: dict, xw, batch_sizes, state: tuple, reverse: bool, bf16: 
     if h_mask is not None and not supports_recurrent_dropout(spec):
         raise ValueError(f"the engine has no recurrent dropout for the {spec.family} family")
     p = {**p, "h_mask": None if h_mask is None else h_mask.to(dtype).contiguous()}
+    if zone is not None:
+        if not supports_zoneout(spec):
+            raise ValueError(f"the engine has no zoneout for the {spec.family} family")
+        p.update({f"zone_{k}": _zone_tensor(z, xw.shape[0], s.shape[1], dtype)
+                  for k, z, s in zip(("h", "c"), zone, state)})
     params = [p.get(name) for name in PARAMS[spec.family]]
     states = [s.to(dtype).contiguous() for s in state]
     xw = xw.to(dtype).contiguous()

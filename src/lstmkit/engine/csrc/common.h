@@ -191,6 +191,28 @@ inline void mask_rows(T* dst, const T* src, const T* mask, int64_t n, int64_t wi
   }
 }
 
+// Zoneout (Krueger et al. 2016) on n rows: x = a ⊙ prev + (1 - a) ⊙ x, with a per element the row's
+// keep mask (0/1, training) or the zoneout rate (eval).
+template <typename T>
+inline void zone_rows(T* x, const T* prev, const T* a, int64_t n, int64_t width) {
+  using V = Vec<T>;
+  for_cols<T>(n * width, [&](int64_t j, int64_t k) {
+    const V v = V::loadu(x + j, k);
+    (v + V::loadu(a + j, k) * (V::loadu(prev + j, k) - v)).store(x + j, k);
+  });
+}
+// Its backward: the gradient g of the zoned value splits into carry = a ⊙ g (to the previous
+// state) and g = (1 - a) ⊙ g (to the step's new value).
+template <typename T>
+inline void unzone_rows(T* g, T* carry, const T* a, int64_t n, int64_t width) {
+  using V = Vec<T>;
+  for_cols<T>(n * width, [&](int64_t j, int64_t k) {
+    const V v = V::loadu(g + j, k), av = V::loadu(a + j, k);
+    (av * v).store(carry + j, k);
+    (v - av * v).store(g + j, k);
+  });
+}
+
 template <typename T>
 inline void copy_rows(T* dst, const T* src, int64_t n, int64_t width) {
   std::memcpy(dst, src, sizeof(T) * n * width);

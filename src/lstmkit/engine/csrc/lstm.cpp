@@ -16,9 +16,11 @@ namespace {
 using namespace lstm;
 
 struct Params {
-  Tensor whh, bhh, pi, pf, po, whr, hmask;  // hmask: recurrent dropout, (B, P) scaled 0/(1-p) per sequence
+  Tensor whh, bhh, pi, pf, po, whr;
+  Tensor hmask;   // recurrent dropout, (B, P) scaled 0/(1-p) per sequence
+  Tensor zh, zc;  // zoneout of h (N, P) and C (N, H): per row, 1 = keep the previous value (eval: the rate)
   explicit Params(const OptTensors& p) {
-    TORCH_CHECK(p.size() == 7, "LSTM engine expects 7 slots (6 parameters and the recurrent-dropout mask)");
+    TORCH_CHECK(p.size() == 9, "LSTM engine expects 9 slots (6 parameters, the recurrent-dropout mask, zoneout of h and C)");
     whh = opt(p[0]);
     bhh = opt(p[1]);
     pi = opt(p[2]);
@@ -26,6 +28,8 @@ struct Params {
     po = opt(p[4]);
     whr = opt(p[5]);
     hmask = opt(p[6]);
+    zh = opt(p[7]);
+    zc = opt(p[8]);
   }
 };
 
@@ -138,12 +142,14 @@ std::vector<Tensor> forward_impl(const Fl& fl, const Steps& st, const Tensor& xw
   }
   const T *X = ptr<T>(xw), *W = ptr<T>(p.whh), *bias = ptr<T>(p.bhh), *Wr = ptr<T>(p.whr);
   const T *pi = ptr<T>(p.pi), *pf = ptr<T>(p.pf), *po = ptr<T>(p.po), *Mask = ptr<T>(p.hmask);
+  const T *ZH = ptr<T>(p.zh), *ZC = ptr<T>(p.zc);
   T *Y = ptr<T>(out), *Hs = ptr<T>(h), *Cs = ptr<T>(c), *Z = ptr<T>(zr), *Hin = ptr<T>(hin);
+  Tensor cprev = ZC ? at::empty({B, H}, o) : Tensor();  // zoneout of C: C_{t-1} while C_t is computed
   const OneDnn dnn(p.whh, B, bf16);
   const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, GH, P, true, B);  // h W_hhᵀ below oneDNN's size
   const Panels<T> pr = proj ? Panels<T>(Wr, P, H, true, B) : Panels<T>();      // m W_hrᵀ
   if constexpr (std::is_same<T, float>::value) {
-    if (const int64_t nt = split_threads<T>(pk, H, B, proj); nt > 1) {
+    if (const int64_t nt = ZH || ZC ? 1 : split_threads<T>(pk, H, B, proj); nt > 1) {
       forward_split<T>(fl, L, st, nt, pk, X, ptr<T>(h0.contiguous()), bias, pi, pf, po, Mask, Y, Hs, Cs, Z,
                        ptr<T>(hp), ptr<T>(cp), ptr<T>(cs), ptr<T>(gates), B, H);
       return {out, h, c, hp, cp, cs, gates, m};
@@ -158,6 +164,7 @@ std::vector<Tensor> forward_impl(const Fl& fl, const Steps& st, const Tensor& xw
     if (train) copy_rows(ptr<T>(hp, r0 * P), Hin, n, P);  // ∂W_hh needs what entered the product
     const T* Zs = step_gemm<T>(dnn, pk, zkeep, hin, n, Z);  // (n, G·H) = h_{t-1} W_hhᵀ
     T* M = proj ? ptr<T>(mbuf) : Y + r0 * P;
+    if (ZC) copy_rows(ptr<T>(cprev), Cs, n, H);
     for_rows(n, GH, [&](int64_t r) {
       fwd_row<T>(fl, L, H, 0, H, X + (r0 + r) * GH, Zs + r * GH, bias, pi, pf, po, Cs + r * H,
                  train ? ptr<T>(cp, (r0 + r) * H) : nullptr, train ? ptr<T>(cs, (r0 + r) * H) : nullptr,
@@ -167,6 +174,8 @@ std::vector<Tensor> forward_impl(const Fl& fl, const Steps& st, const Tensor& xw
       pr.mm(n, M, H, Y + r0 * P, P);  // h_t = m W_hrᵀ
       if (train) copy_rows(ptr<T>(m, r0 * H), M, n, H);
     }
+    if (ZH) zone_rows(Y + r0 * P, Hs, ZH + r0 * P, n, P);  // Hs still holds h_{t-1}
+    if (ZC) zone_rows(Cs, ptr<T>(cprev), ZC + r0 * H, n, H);
     copy_rows(Hs, Y + r0 * P, n, P);
   }
   return {out, h, c, hp, cp, cs, gates, m};
@@ -190,23 +199,35 @@ std::vector<Tensor> backward_impl(const Fl& fl, const Steps& st, const Tensor& g
     dm = at::empty({B, H}, o);
   }
   const T *W = ptr<T>(p.whh), *Wr = ptr<T>(p.whr), *pi = ptr<T>(p.pi), *pf = ptr<T>(p.pf), *po = ptr<T>(p.po);
-  const T* Mask = ptr<T>(p.hmask);
+  const T *Mask = ptr<T>(p.hmask), *ZH = ptr<T>(p.zh), *ZC = ptr<T>(p.zc);
   const T *GY = ptr<T>(gy), *G = ptr<T>(gates), *CS = ptr<T>(cs), *CP = ptr<T>(cp);
+  // Zoneout: ∂L/∂h_t and ∂L/∂C_t split into what reaches the step's new values and what is carried
+  // straight to h_{t-1} and C_{t-1}.
+  Tensor dht = ZH ? at::empty({B, P}, o) : Tensor(), carry_h = ZH ? at::empty({B, P}, o) : Tensor();
+  Tensor carry_c = ZC ? at::empty({B, H}, o) : Tensor();
   T *DH = ptr<T>(dh), *DC = ptr<T>(dc), *DZ = ptr<T>(dz);
   const OneDnn dnn(p.whh.t(), B, bf16);  // y = dz (W_hhᵀ)ᵀ on oneDNN for large float32 steps
   const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, P, GH, false, B);  // dz W_hh
   const Panels<T> pr = proj ? Panels<T>(Wr, H, P, false, B) : Panels<T>();      // ∂L/∂h W_hr
   int64_t nt = 1;
   if constexpr (std::is_same<T, float>::value) {
-    nt = split_threads<T>(pk, H, B, proj);
+    nt = ZH || ZC ? 1 : split_threads<T>(pk, H, B, proj);
     if (nt > 1) backward_split<T>(fl, L, st, nt, pk, GY, G, CS, CP, pi, pf, po, Mask, DH, DC, DZ, H);
   }
   for (int64_t s = nt > 1 ? -1 : st.T - 1; s >= 0; --s) {
     const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
     const T *dm1 = GY + r0 * P, *dm2 = DH;  // ∂L/∂h_t = the output's gradient + the next step's
+    if (ZH) {
+      T* d = ptr<T>(dht);
+      for (int64_t q = 0; q < n * P; ++q) d[q] = dm1[q] + DH[q];
+      unzone_rows(d, ptr<T>(carry_h), ZH + r0 * P, n, P);
+      dm1 = d;
+      dm2 = nullptr;
+    }
+    if (ZC) unzone_rows(DC, ptr<T>(carry_c), ZC + r0 * H, n, H);
     if (proj) {
       T* dha = ptr<T>(dhall, r0 * P);
-      for (int64_t q = 0; q < n * P; ++q) dha[q] = dm1[q] + DH[q];
+      for (int64_t q = 0; q < n * P; ++q) dha[q] = dm2 ? dm1[q] + dm2[q] : dm1[q];
       pr.mm(n, dha, P, ptr<T>(dm), H);  // ∂L/∂m = ∂L/∂h W_hr
       dm1 = ptr<T>(dm);
       dm2 = nullptr;
@@ -222,6 +243,14 @@ std::vector<Tensor> backward_impl(const Fl& fl, const Steps& st, const Tensor& g
       pk.mm(n, DZ + r0 * GH, GH, DH, P);
     }
     if (Mask) mask_rows(DH, DH, Mask, n, P);  // h_{t-1} entered the step only through h_{t-1} ⊙ mask
+    if (ZH) {
+      const T* ch = ptr<T>(carry_h);
+      for (int64_t q = 0; q < n * P; ++q) DH[q] += ch[q];
+    }
+    if (ZC) {
+      const T* cc = ptr<T>(carry_c);
+      for (int64_t q = 0; q < n * H; ++q) DC[q] += cc[q];
+    }
   }
   // Weight gradients: one GEMM or reduction over all steps.
   Tensor dwhh = weight_grad(dz, hp, bf16);
@@ -231,7 +260,7 @@ std::vector<Tensor> backward_impl(const Fl& fl, const Steps& st, const Tensor& g
   };
   Tensor dpi = peep(p.pi, L.gi, cp), dpf = peep(p.pf, L.gf, cp), dpo = peep(p.po, L.go, cs);
   Tensor dwhr = proj ? weight_grad(dhall, m, bf16) : Tensor();
-  return {dz, dh, dc, dwhh, dbhh, dpi, dpf, dpo, dwhr, Tensor()};  // no gradient for the mask
+  return {dz, dh, dc, dwhh, dbhh, dpi, dpf, dpo, dwhr, Tensor(), Tensor(), Tensor()};  // none for masks
 }
 
 }  // namespace
