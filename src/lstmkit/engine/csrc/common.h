@@ -197,8 +197,8 @@ template <typename T>
 inline void zone_rows(T* x, const T* prev, const T* a, int64_t n, int64_t width) {
   using V = Vec<T>;
   for_cols<T>(n * width, [&](int64_t j, int64_t k) {
-    const V v = V::loadu(x + j, k);
-    (v + V::loadu(a + j, k) * (V::loadu(prev + j, k) - v)).store(x + j, k);
+    const V av = V::loadu(a + j, k);  // this form is exact for a = 0 and a = 1, as torch.where is
+    (av * V::loadu(prev + j, k) + (V(T(1)) - av) * V::loadu(x + j, k)).store(x + j, k);
   });
 }
 // Its backward: the gradient g of the zoned value splits into carry = a ⊙ g (to the previous
@@ -209,7 +209,7 @@ inline void unzone_rows(T* g, T* carry, const T* a, int64_t n, int64_t width) {
   for_cols<T>(n * width, [&](int64_t j, int64_t k) {
     const V v = V::loadu(g + j, k), av = V::loadu(a + j, k);
     (av * v).store(carry + j, k);
-    (v - av * v).store(g + j, k);
+    ((V(T(1)) - av) * v).store(g + j, k);
   });
 }
 
