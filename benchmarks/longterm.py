@@ -34,8 +34,9 @@ SUITE = {
     "lag-2c": ("lag", ["--experiment", "2c", "--lag", "100", "--distractors", "100"],
                "see the paper's section 5.2 (not quoted here: not checked against the paper)"),
     "adding-100": ("adding", ["--T", "100"], "74,000 sequences; 1/2560 test errors (section 5.4)"),
-    "adding-500": ("adding", ["--T", "500"], "209,000 sequences; 0/2560 test errors (section 5.4)"),
-    "adding-1000": ("adding", ["--T", "1000"], "853,000 sequences; 1/2560 test errors (section 5.4)"),
+    # T >= 500: chrono initialisation (docs/longterm.md: a fixed forget bias stayed at the trivial solution)
+    "adding-500": ("adding", ["--T", "500", "--chrono", "500"], "209,000 sequences; 0/2560 test errors (section 5.4)"),
+    "adding-1000": ("adding", ["--T", "1000", "--chrono", "1000"], "853,000 sequences; 1/2560 test errors (section 5.4)"),
     "multiplication-100": ("multiplication", ["--T", "100"],
                            "see the paper's section 5.5 (not quoted here: not checked against the paper)"),
     "temporal-2": ("temporal-order", ["--symbols", "2"], "31,390 sequences (section 5.6)"),
@@ -103,7 +104,8 @@ def markdown(results: list[dict]) -> str:
             solved = "yes" if r["solved"] else "no"
             until = f"{r['sequences_to_solve']:,}" if r["sequences_to_solve"] else "—"
             test = f"{r['test_errors']}/{r['test_size']}" if r["test_errors"] is not None else "—"
-            lines.append(f"| {r['cell']} | {r['seed']} | {solved} | {until} | {r['sequences_seen']:,} | {test} | "
+            init = f" (chrono {r['options']['chrono']})" if r["options"].get("chrono") else ""
+            lines.append(f"| {r['cell']}{init} | {r['seed']} | {solved} | {until} | {r['sequences_seen']:,} | {test} | "
                          f"{r['stopped']} | {r['seconds']:.0f} |")
         cells = sorted({r["cell"] for r in by[name]})
         rates = ", ".join(f"{c} {sum(bool(r['solved']) for r in by[name] if r['cell'] == c)}/"
