@@ -253,12 +253,12 @@ def test_gradcheck_recurrent_dropout_through_engine(ext, engine_calls, monkeypat
     assert engine_calls, "the engine did not run"
 
 
-@pytest.mark.parametrize("dropout", [0.0, 0.3], ids=["plain", "recurrent_dropout"])
-@pytest.mark.parametrize("variant", ["lstm", "peephole", "cifg", "nog"])
+@pytest.mark.parametrize("variant,dropout", [(v, d) for v in ("lstm", "peephole", "cifg", "nog") for d in (0.0, 0.3)]
+                         + [("gru", 0.0)])  # the GRU's recurrent dropout runs on the reference loop
 def test_unit_split_threads_match_reference(ext, engine_calls, monkeypatch, gen, variant, dropout):
     """Steps of at least 1 MFLOP with H a multiple of 32 run on threads that each own some hidden
-    units (csrc/lstm.cpp: forward_split): unequal lengths in both directions, training and
-    no_grad, against the reference loop."""
+    units (forward_split / backward_split in csrc/lstm.cpp and csrc/gru.cpp): unequal lengths in
+    both directions, training and no_grad, against the reference loop."""
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -271,7 +271,7 @@ def test_unit_split_threads_match_reference(ext, engine_calls, monkeypatch, gen,
         x = torch.randn(T, B, 5, generator=gen)
         lengths = torch.sort(torch.randint(1, T + 1, (B,), generator=gen), descending=True).values
         lengths[0] = T
-        hx = [torch.randn(2, B, 64, generator=gen), torch.randn(2, B, 64, generator=gen)]
+        hx = [torch.randn(2, B, 64, generator=gen) for _ in range(2 if m.spec.family == "lstm" else 1)]
         weight = torch.randn(int(lengths.sum()) * 128, generator=gen)
 
         def run(engine_on):
@@ -287,11 +287,12 @@ def test_unit_split_threads_match_reference(ext, engine_calls, monkeypatch, gen,
             assert_close_scaled(got[name], ref[name], name)
         m.eval()
         monkeypatch.setenv("LSTMKIT_ENGINE", "1")
+        state = tuple(hx) if len(hx) == 2 else hx[0]
         with torch.no_grad():
-            out, _ = m(pack_padded_sequence(x, lengths), tuple(hx))
+            out, _ = m(pack_padded_sequence(x, lengths), state)
         monkeypatch.setenv("LSTMKIT_ENGINE", "0")
         with torch.no_grad():
-            ref_out, _ = m(pack_padded_sequence(x, lengths), tuple(hx))
+            ref_out, _ = m(pack_padded_sequence(x, lengths), state)
         assert_close_scaled(out.data, ref_out.data, "no_grad out")
     finally:
         torch.set_num_threads(threads)

@@ -22,6 +22,116 @@ inline Vec<T> load_b(const T* b, int64_t o, int64_t k) {
   return b ? Vec<T>::loadu(b + o, k) : Vec<T>(T(0));
 }
 
+// reset_after's pointwise pass for one row, columns [j0, j1): x the row's xw, zh its U h, hprev
+// h_{t-1}; writes h_t to y and, with gs, the gates (r, z, n) and hns = U_n h + b_n for backward.
+template <typename T>
+inline void fwd_after_cols(int64_t H, int64_t j0, int64_t j1, const T* x, const T* zh, const T* bias, const T* hprev,
+                           T* y, T* gs, T* hns) {
+  using V = Vec<T>;
+  for_cols<T>(j0, j1, [&](int64_t j, int64_t k) {
+    const V rr = sigmoid<T>(V::loadu(x + j, k) + (V::loadu(zh + j, k) + load_b(bias, j, k)));
+    const V zz = sigmoid<T>(V::loadu(x + H + j, k) + (V::loadu(zh + H + j, k) + load_b(bias, H + j, k)));
+    const V hnv = V::loadu(zh + 2 * H + j, k) + load_b(bias, 2 * H + j, k);
+    const V nn = tanh_<T>(V::loadu(x + 2 * H + j, k) + rr * hnv);
+    const V hv = V::loadu(hprev + j, k);
+    (nn + zz * (hv - nn)).store(y + j, k);  // (1-z)⊙n + z⊙h
+    if (gs) {
+      rr.store(gs + j, k);
+      zz.store(gs + H + j, k);
+      nn.store(gs + 2 * H + j, k);
+      hnv.store(hns + j, k);
+    }
+  });
+}
+
+// reset_after's backward pointwise pass for one row, columns [j0, j1): from ∂L/∂h_t = gy + dh,
+// the pre-activation gradients dx (= ∂L/∂xw) and dg (= ∂L/∂(U h + b)); dh becomes z⊙∂L/∂h_t.
+template <typename T>
+inline void bwd_after_cols(int64_t H, int64_t j0, int64_t j1, const T* gy, T* dh, const T* gs, const T* hprev,
+                           const T* hns, T* dx, T* dg) {
+  using V = Vec<T>;
+  const V one(T(1));
+  for_cols<T>(j0, j1, [&](int64_t j, int64_t k) {
+    const V d = V::loadu(gy + j, k) + V::loadu(dh + j, k);
+    const V rr = V::loadu(gs + j, k), zz = V::loadu(gs + H + j, k), nn = V::loadu(gs + 2 * H + j, k);
+    const V dzz = d * (V::loadu(hprev + j, k) - nn) * zz * (one - zz);
+    const V dan = d * (one - zz) * (one - nn * nn);  // ∂L/∂(n's pre-activation)
+    const V dzr = dan * V::loadu(hns + j, k) * rr * (one - rr);
+    dzr.store(dx + j, k);
+    dzz.store(dx + H + j, k);
+    dan.store(dx + 2 * H + j, k);
+    dzr.store(dg + j, k);
+    dzz.store(dg + H + j, k);
+    (dan * rr).store(dg + 2 * H + j, k);
+    (d * zz).store(dh + j, k);
+  });
+}
+
+// Threads that split the hidden units (reset_after only; as forward_split in lstm.cpp): each owns
+// its units' r, z, n columns of the product, its pointwise pass and its part of h.
+template <typename T>
+void forward_split(const Steps& st, int64_t nt, const Panels<T>& pk, const T* X, const T* h0, const T* bias, T* Y,
+                   T* Hfinal, T* Z, T* HP, T* Gates, T* HN, int64_t B, int64_t H) {
+  const int64_t G = 3 * H, NR = Panels<float>::NR, U = H / NR;
+  std::vector<T> hbuf(2 * B * H);
+  std::copy(h0, h0 + B * H, hbuf.data());
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t tid = omp_get_thread_num(), up0 = tid * U / nt, up1 = (tid + 1) * U / nt;
+    const int64_t j0 = up0 * NR, j1 = up1 * NR;
+    for (int64_t s = 0; s < st.T; ++s) {
+      const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
+      const T* hcur = hbuf.data() + (s & 1) * B * H;
+      T* hnext = hbuf.data() + ((s + 1) & 1) * B * H;
+      if (HP) for (int64_t r = 0; r < n; ++r) std::copy(hcur + r * H + j0, hcur + r * H + j1, HP + (r0 + r) * H + j0);
+      for (int64_t g = 0; g < 3; ++g) pk.run(g * U + up0, g * U + up1, n, hcur, H, Z, G, false);
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t row = r0 + r;
+        fwd_after_cols<T>(H, j0, j1, X + row * G, Z + r * G, bias, hcur + r * H, Y + row * H,
+                          Gates ? Gates + row * G : nullptr, HN ? HN + row * H : nullptr);
+        std::copy(Y + row * H + j0, Y + row * H + j1, hnext + r * H + j0);
+      }
+      for (int64_t r = n; r < B; ++r) std::copy(hcur + r * H + j0, hcur + r * H + j1, hnext + r * H + j0);
+#pragma omp barrier
+    }
+  }
+  std::copy(hbuf.data() + (st.T & 1) * B * H, hbuf.data() + (st.T & 1) * B * H + B * H, Hfinal);
+}
+
+template <typename T>
+void backward_split(const Steps& st, int64_t nt, const Panels<T>& pb, const T* GY, const T* GS, const T* HP,
+                    const T* HN, T* DH, T* DX, T* DG, int64_t H) {
+  const int64_t G = 3 * H, NR = Panels<float>::NR, U = H / NR;
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t tid = omp_get_thread_num(), up0 = tid * U / nt, up1 = (tid + 1) * U / nt;
+    const int64_t j0 = up0 * NR, j1 = up1 * NR;
+    for (int64_t s = st.T - 1; s >= 0; --s) {
+      const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t row = r0 + r;
+        bwd_after_cols<T>(H, j0, j1, GY + row * H, DH + r * H, GS + row * G, HP + row * H, HN + row * H,
+                          DX + row * G, DG + row * G);
+      }
+#pragma omp barrier
+      pb.run(up0, up1, n, DG + r0 * G, G, DH, H, true);  // + (dr, dz, dn⊙r) U, this thread's units
+    }
+  }
+}
+
+// As split_threads in lstm.cpp: float32 steps on the panel kernel, H in whole panels.
+template <typename T>
+int64_t split_threads(const Panels<T>& pk, int64_t H, int64_t B) {
+  if constexpr (!std::is_same<T, float>::value) {
+    return 1;
+  } else {
+    const int64_t NR = Panels<float>::NR, nt = at::get_num_threads();
+    if (!pk.buf.defined() || nt < 2 || H % NR || H / NR < 2 || at::in_parallel_region()) return 1;
+    if (2.0 * B * pk.N * pk.K < kSplitMinFlops) return 1;
+    return std::min<int64_t>(nt, H / NR);
+  }
+}
+
 template <typename T>
 std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor& xw, const Tensor& h0,
                                  const Params& p, bool train, bool bf16) {
@@ -49,6 +159,13 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
   const OneDnn dnn(reset_after ? p.whh : p.whh.narrow(0, 0, 2 * H), B, bf16);  // reset_before: U_rz here
   const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, ldz, H, true, B);
   const Panels<T> pn = reset_after ? Panels<T>() : Panels<T>(W + 2 * H * H, H, H, true, B);  // U_n (r⊙h)
+  if constexpr (std::is_same<T, float>::value) {
+    if (const int64_t nt = reset_after ? split_threads<T>(pk, H, B) : 1; nt > 1) {
+      forward_split<T>(st, nt, pk, X, ptr<T>(h0.contiguous()), bias, Y, Hs, Z, ptr<T>(hp), ptr<T>(gates),
+                       ptr<T>(hn), B, H);
+      return {out, h, hp, gates, hn};
+    }
+  }
   Tensor zkeep;
   for (int64_t s = 0; s < st.T; ++s) {
     const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
@@ -58,23 +175,8 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
     const T* Zs = step_gemm<T>(dnn, pk, zkeep, h, n, Z);
     if (reset_after) {
       for_rows(n, G, [&](int64_t r) {
-        const T *x = X + (r0 + r) * G, *zh = Zs + r * G, *hprev = hin + r * H;
-        T* gs = train ? ptr<T>(gates, (r0 + r) * G) : nullptr;
-        T* hns = train ? ptr<T>(hn, (r0 + r) * H) : nullptr;
-        for_cols<T>(H, [&](int64_t j, int64_t k) {
-          const V rr = sigmoid<T>(V::loadu(x + j, k) + (V::loadu(zh + j, k) + load_b(bias, j, k)));
-          const V zz = sigmoid<T>(V::loadu(x + H + j, k) + (V::loadu(zh + H + j, k) + load_b(bias, H + j, k)));
-          const V hnv = V::loadu(zh + 2 * H + j, k) + load_b(bias, 2 * H + j, k);
-          const V nn = tanh_<T>(V::loadu(x + 2 * H + j, k) + rr * hnv);
-          const V hv = V::loadu(hprev + j, k);
-          (nn + zz * (hv - nn)).store(Y + (r0 + r) * H + j, k);  // (1-z)⊙n + z⊙h
-          if (gs) {
-            rr.store(gs + j, k);
-            zz.store(gs + H + j, k);
-            nn.store(gs + 2 * H + j, k);
-            hnv.store(hns + j, k);
-          }
-        });
+        fwd_after_cols<T>(H, 0, H, X + (r0 + r) * G, Zs + r * G, bias, hin + r * H, Y + (r0 + r) * H,
+                          train ? ptr<T>(gates, (r0 + r) * G) : nullptr, train ? ptr<T>(hn, (r0 + r) * H) : nullptr);
       });
     } else {
       T* Q = ptr<T>(qbuf);
@@ -131,30 +233,36 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
   const Panels<T> pb(W, H, reset_after ? G : 2 * H, false, B);                   // (dr, dz, dn⊙r) U, or (dr, dz) U_rz
   const Panels<T> pbn = reset_after ? Panels<T>() : Panels<T>(W + 2 * H * H, H, H, false, B);  // dn U_n
   const V one(T(1));
-  for (int64_t s = st.T - 1; s >= 0; --s) {
+  int64_t nt = 1;
+  if constexpr (std::is_same<T, float>::value) {
+    nt = reset_after ? split_threads<T>(pb, H, B) : 1;
+    if (nt > 1) backward_split<T>(st, nt, pb, GY, GS, HP, AUX, DH, DX, DG, H);
+  }
+  for (int64_t s = nt > 1 ? -1 : st.T - 1; s >= 0; --s) {
     const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
     // Pass 1: ∂L/∂h_t, then the z and n pre-activation gradients; DH becomes z⊙∂L/∂h_t.
-    for_rows(n, G, [&](int64_t r) {
-      const int64_t row = r0 + r;
-      const T *gs = GS + row * G, *hprev = HP + row * H;
-      for_cols<T>(H, [&](int64_t j, int64_t k) {
-        const V d = V::loadu(GY + row * H + j, k) + V::loadu(DH + r * H + j, k);
-        const V rr = V::loadu(gs + j, k), zz = V::loadu(gs + H + j, k), nn = V::loadu(gs + 2 * H + j, k);
-        const V dzz = d * (V::loadu(hprev + j, k) - nn) * zz * (one - zz);
-        const V dan = d * (one - zz) * (one - nn * nn);  // ∂L/∂(n's pre-activation)
-        dzz.store(DX + row * G + H + j, k);
-        dan.store(DX + row * G + 2 * H + j, k);
-        (d * zz).store(DH + r * H + j, k);
-        if (reset_after) {
-          const V hnv = V::loadu(AUX + row * H + j, k);
-          const V dzr = dan * hnv * rr * (one - rr);
-          dzr.store(DX + row * G + j, k);
-          dzr.store(DG + row * G + j, k);
-          dzz.store(DG + row * G + H + j, k);
-          (dan * rr).store(DG + row * G + 2 * H + j, k);
-        }
+    if (reset_after) {
+      for_rows(n, G, [&](int64_t r) {
+        const int64_t row = r0 + r;
+        bwd_after_cols<T>(H, 0, H, GY + row * H, DH + r * H, GS + row * G, HP + row * H, AUX + row * H,
+                          DX + row * G, DG + row * G);
       });
-    });
+    } else {
+      for_rows(n, G, [&](int64_t r) {  // reset_before: z and n here, r after U_n's product below
+        const int64_t row = r0 + r;
+        const T* hprev = HP + row * H;
+        for_cols<T>(H, [&](int64_t j, int64_t k) {
+          const T* gs = GS + row * G;
+          const V d = V::loadu(GY + row * H + j, k) + V::loadu(DH + r * H + j, k);
+          const V zz = V::loadu(gs + H + j, k), nn = V::loadu(gs + 2 * H + j, k);
+          const V dzz = d * (V::loadu(hprev + j, k) - nn) * zz * (one - zz);
+          const V dan = d * (one - zz) * (one - nn * nn);  // ∂L/∂(n's pre-activation)
+          dzz.store(DX + row * G + H + j, k);
+          dan.store(DX + row * G + 2 * H + j, k);
+          (d * zz).store(DH + r * H + j, k);
+        });
+      });
+    }
     if (reset_after) {
       pb.mm(n, DG + r0 * G, G, DH, H, true);  // + (dr, dz, dn⊙r) U
     } else {

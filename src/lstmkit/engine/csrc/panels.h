@@ -45,6 +45,9 @@ struct Panels {  // float64 and any other type: BLAS on the unpacked weight
 
 // Steps below this many FLOPs run on one thread: an OpenMP fork/join costs a few µs.
 constexpr double kPanelsParallelMinFlops = 1e6;
+// The unit-split threads (lstm.cpp, gru.cpp) meet once per step at a barrier, with the pointwise
+// pass split too, so they pay from smaller steps.
+constexpr double kSplitMinFlops = 2.5e5;
 
 // The kernel's rows, spelled out: GCC keeps named vector variables in registers, but an array of
 // Vectorized accumulators was written to the stack on every k (measured: slower than MKL).
