@@ -181,7 +181,7 @@ def test_gradcheck_through_engine(ext, engine_calls, monkeypatch, gen, variant, 
 # Recurrent dropout (Gal & Ghahramani): one mask per sequence on h_{t-1} where it enters W_hh.
 # The layer loop draws the masks on either path, so the same seed gives both paths the same masks.
 DROPOUT_CASES = [("lstm", {}), ("peephole", {"proj_size": 3}), ("cifg", {}), ("nog", {}),
-                 ("rnn", {}), ("rnn", {"nonlinearity": "relu"})]
+                 ("gru", {}), ("gru", {"reset_after": False}), ("rnn", {}), ("rnn", {"nonlinearity": "relu"})]
 
 
 @pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
@@ -233,7 +233,8 @@ def test_zoneout_engine_matches_reference(ext, engine_calls, monkeypatch, gen, v
         assert_close_scaled(got[name], ref[name], name)
 
 
-@pytest.mark.parametrize("variant,cfg", [("lstm", {"proj_size": 2}), ("cifg", {}), ("rnn", {})])
+@pytest.mark.parametrize("variant,cfg", [("lstm", {"proj_size": 2}), ("cifg", {}), ("gru", {}),
+                                         ("gru", {"reset_after": False}), ("rnn", {})])
 def test_gradcheck_recurrent_dropout_through_engine(ext, engine_calls, monkeypatch, gen, variant, cfg):
     """float64 gradcheck with fixed masks (the seed is reset on every call)."""
     monkeypatch.setenv("LSTMKIT_ENGINE", "1")
@@ -253,8 +254,7 @@ def test_gradcheck_recurrent_dropout_through_engine(ext, engine_calls, monkeypat
     assert engine_calls, "the engine did not run"
 
 
-@pytest.mark.parametrize("variant,dropout", [(v, d) for v in ("lstm", "peephole", "cifg", "nog") for d in (0.0, 0.3)]
-                         + [("gru", 0.0)])  # the GRU's recurrent dropout runs on the reference loop
+@pytest.mark.parametrize("variant,dropout", [(v, d) for v in ("lstm", "peephole", "cifg", "nog", "gru") for d in (0.0, 0.3)])
 def test_unit_split_threads_match_reference(ext, engine_calls, monkeypatch, gen, variant, dropout):
     """Steps of at least 1 MFLOP with H a multiple of 32 run on threads that each own some hidden
     units (forward_split / backward_split in csrc/lstm.cpp and csrc/gru.cpp): unequal lengths in
@@ -338,7 +338,7 @@ def test_no_grad_matches_and_keeps_nothing(ext, engine_calls, monkeypatch, gen, 
     ("fgr", {}, "fgr"),
     ("lstm", {"layer_norm": True}, "layer norm"),
     ("gru", {"layer_norm": True}, "layer norm"),
-    ("gru", {"recurrent_dropout": 0.3}, "GRU recurrent dropout in training"),
+    ("gru", {"zoneout": 0.2}, "GRU zoneout"),
     ("rnn", {"zoneout": 0.2}, "zoneout"),
     ("lstm", {"return_internals": True}, "return_internals"),
 ])

@@ -214,6 +214,12 @@ inline void unzone_rows(T* g, T* carry, const T* a, int64_t n, int64_t width) {
 }
 
 template <typename T>
+inline void add_rows(T* dst, const T* src, int64_t n, int64_t width) {  // dst += src over n rows
+  using V = Vec<T>;
+  for_cols<T>(n * width, [&](int64_t j, int64_t k) { (V::loadu(dst + j, k) + V::loadu(src + j, k)).store(dst + j, k); });
+}
+
+template <typename T>
 inline void copy_rows(T* dst, const T* src, int64_t n, int64_t width) {
   std::memcpy(dst, src, sizeof(T) * n * width);
 }

@@ -10,10 +10,12 @@ namespace {
 
 struct Params {
   Tensor whh, bhh;
+  Tensor hmask;  // recurrent dropout: (B, H), one mask per sequence on h_{t-1} where it enters U
   explicit Params(const OptTensors& p) {
-    TORCH_CHECK(p.size() == 2, "GRU engine expects 2 parameter slots");
+    TORCH_CHECK(p.size() == 3, "GRU engine expects 3 slots (weight_hh, bias_hh, the recurrent-dropout mask)");
     whh = opt(p[0]);
     bhh = opt(p[1]);
+    hmask = opt(p[2]);
   }
 };
 
@@ -159,11 +161,16 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
   const OneDnn dnn(reset_after ? p.whh : p.whh.narrow(0, 0, 2 * H), B, bf16);  // reset_before: U_rz here
   const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, ldz, H, true, B);
   const Panels<T> pn = reset_after ? Panels<T>() : Panels<T>(W + 2 * H * H, H, H, true, B);  // U_n (r⊙h)
+  // Recurrent dropout (Gal & Ghahramani): h_{t-1} ⊙ mask enters U; the interpolation with z uses h_{t-1}.
+  const T* Mask = ptr<T>(p.hmask);
+  Tensor hinb = Mask ? at::empty({B, H}, o) : h;                   // what enters U this step
+  Tensor hw = Mask && train ? at::empty({N, H}, o) : Tensor();     // ... per row, for ∂U
+  T* Hin = ptr<T>(hinb);
   if constexpr (std::is_same<T, float>::value) {
-    if (const int64_t nt = reset_after ? split_threads<T>(pk, H, B) : 1; nt > 1) {
+    if (const int64_t nt = reset_after && !Mask ? split_threads<T>(pk, H, B) : 1; nt > 1) {
       forward_split<T>(st, nt, pk, X, ptr<T>(h0.contiguous()), bias, Y, Hs, Z, ptr<T>(hp), ptr<T>(gates),
                        ptr<T>(hn), B, H);
-      return {out, h, hp, gates, hn};
+      return {out, h, hp, gates, hn, hw};
     }
   }
   Tensor zkeep;
@@ -171,8 +178,12 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
     const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
     // Training and inference make the same BLAS calls on the same buffers: bit-identical outputs.
     if (train) copy_rows(ptr<T>(hp, r0 * H), Hs, n, H);
-    const T* hin = Hs;
-    const T* Zs = step_gemm<T>(dnn, pk, zkeep, h, n, Z);
+    if (Mask) {
+      mask_rows(Hin, Hs, Mask, n, H);
+      if (train) copy_rows(ptr<T>(hw, r0 * H), Hin, n, H);
+    }
+    const T* hin = Hs;  // h_{t-1}, for the interpolation; Hin is what enters U
+    const T* Zs = step_gemm<T>(dnn, pk, zkeep, hinb, n, Z);
     if (reset_after) {
       for_rows(n, G, [&](int64_t r) {
         fwd_after_cols<T>(H, 0, H, X + (r0 + r) * G, Zs + r * G, bias, hin + r * H, Y + (r0 + r) * H,
@@ -181,7 +192,7 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
     } else {
       T* Q = ptr<T>(qbuf);
       for_rows(n, 2 * H, [&](int64_t r) {  // r, z and r⊙h
-        const T *x = X + (r0 + r) * G, *zh = Zs + r * ldz, *hprev = hin + r * H;
+        const T *x = X + (r0 + r) * G, *zh = Zs + r * ldz, *hprev = Hin + r * H;  // r ⊙ (h_{t-1} ⊙ mask)
         T* gs = train ? ptr<T>(gates, (r0 + r) * G) : nullptr;
         for_cols<T>(H, [&](int64_t j, int64_t k) {
           const V rr = sigmoid<T>(V::loadu(x + j, k) + (V::loadu(zh + j, k) + load_b(bias, j, k)));
@@ -213,7 +224,7 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
     }
     copy_rows(Hs, Y + r0 * H, n, H);
   }
-  return {out, h, hp, gates, reset_after ? hn : q};
+  return {out, h, hp, gates, reset_after ? hn : q, hw};
 }
 
 template <typename T>
@@ -221,6 +232,7 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
                                   const std::vector<Tensor>& saved, const Params& p, bool bf16) {
   using V = Vec<T>;
   const Tensor &hp = saved[0], &gates = saved[1], &aux = saved[2];  // aux: hn (reset_after) or q = r⊙h
+  const Tensor& hin = saved[3].defined() ? saved[3] : hp;  // what entered U: h_{t-1} (⊙ the dropout mask)
   const int64_t N = st.N, B = st.B, H = hp.size(1), G = 3 * H;
   const auto o = gates.options();
   Tensor gy = grad_out.contiguous();
@@ -230,12 +242,14 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
   Tensor dq = reset_after ? Tensor() : at::empty({B, H}, o);  // reset_before: ∂L/∂(r⊙h)
   const T *W = ptr<T>(p.whh), *GY = ptr<T>(gy), *GS = ptr<T>(gates), *HP = ptr<T>(hp), *AUX = ptr<T>(aux);
   T *DH = ptr<T>(dh), *DX = ptr<T>(dx), *DG = ptr<T>(dg);
+  const T *Mask = ptr<T>(p.hmask), *HIN = ptr<T>(hin);
+  Tensor dhin = Mask ? at::empty({B, H}, o) : Tensor();  // with dropout: ∂L/∂(h_{t-1} ⊙ mask), masked into DH
   const Panels<T> pb(W, H, reset_after ? G : 2 * H, false, B);                   // (dr, dz, dn⊙r) U, or (dr, dz) U_rz
   const Panels<T> pbn = reset_after ? Panels<T>() : Panels<T>(W + 2 * H * H, H, H, false, B);  // dn U_n
   const V one(T(1));
   int64_t nt = 1;
   if constexpr (std::is_same<T, float>::value) {
-    nt = reset_after ? split_threads<T>(pb, H, B) : 1;
+    nt = reset_after && !Mask ? split_threads<T>(pb, H, B) : 1;
     if (nt > 1) backward_split<T>(st, nt, pb, GY, GS, HP, AUX, DH, DX, DG, H);
   }
   for (int64_t s = nt > 1 ? -1 : st.T - 1; s >= 0; --s) {
@@ -263,31 +277,40 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
         });
       });
     }
-    if (reset_after) {
+    if (reset_after && Mask) {
+      pb.mm(n, DG + r0 * G, G, ptr<T>(dhin), H);  // (dr, dz, dn⊙r) U, into h_{t-1} through the mask
+      mask_rows(ptr<T>(dhin), ptr<T>(dhin), Mask, n, H);
+      add_rows(DH, ptr<T>(dhin), n, H);
+    } else if (reset_after) {
       pb.mm(n, DG + r0 * G, G, DH, H, true);  // + (dr, dz, dn⊙r) U
     } else {
       T* DQ = ptr<T>(dq);
       pbn.mm(n, DX + r0 * G + 2 * H, G, DQ, H);  // ∂L/∂(r⊙h) = dn U_n
+      T* DHIN = Mask ? ptr<T>(dhin) : DH;  // gradient of what entered U: into DH directly, or masked
       for_rows(n, H, [&](int64_t r) {
         const int64_t row = r0 + r;
-        const T *gs = GS + row * G, *hprev = HP + row * H;
+        const T *gs = GS + row * G, *hprev = HIN + row * H;  // q = r ⊙ (h_{t-1} ⊙ mask)
         for_cols<T>(H, [&](int64_t j, int64_t k) {
           const V rr = V::loadu(gs + j, k), dqv = V::loadu(DQ + r * H + j, k);
           (dqv * V::loadu(hprev + j, k) * rr * (one - rr)).store(DX + row * G + j, k);
-          (V::loadu(DH + r * H + j, k) + dqv * rr).store(DH + r * H + j, k);
+          (Mask ? dqv * rr : V::loadu(DH + r * H + j, k) + dqv * rr).store(DHIN + r * H + j, k);
         });
       });
-      pb.mm(n, DX + r0 * G, G, DH, H, true);  // + (dr, dz) U_rz
+      pb.mm(n, DX + r0 * G, G, DHIN, H, true);  // + (dr, dz) U_rz
+      if (Mask) {
+        mask_rows(DHIN, DHIN, Mask, n, H);
+        add_rows(DH, DHIN, n, H);
+      }
     }
   }
   Tensor dw, db;
   if (reset_after) {
-    dw = weight_grad(dg, hp, bf16);
+    dw = weight_grad(dg, hin, bf16);
   } else {
-    dw = at::cat({weight_grad(dx.narrow(1, 0, 2 * H), hp, bf16), weight_grad(dx.narrow(1, 2 * H, H), aux, bf16)});
+    dw = at::cat({weight_grad(dx.narrow(1, 0, 2 * H), hin, bf16), weight_grad(dx.narrow(1, 2 * H, H), aux, bf16)});
   }
   if (p.bhh.defined()) db = dg.sum(0);
-  return {dx, dh, dw, db};
+  return {dx, dh, dw, db, Tensor()};  // no gradient for the mask
 }
 
 }  // namespace
