@@ -83,8 +83,8 @@ def reset() -> None:
 def direction_runner(spec, x: torch.Tensor, *, zoneout: bool, record: bool, recurrent_dropout: bool = False):
     """The engine's drop-in for ``run_direction`` if it covers this call, else None.
 
-    ``zoneout``: zoneout is active (the engine covers it for the LSTM family). ``recurrent_dropout``:
-    a recurrent-dropout mask will be passed (the engine covers it for the LSTM family and the RNN).
+    ``zoneout``: zoneout is active. ``recurrent_dropout``: a recurrent-dropout mask will be passed.
+    (The engine covers both for every family it runs; ``function.PARAMS`` lists the slots.)
     ``record``: per-step internals were asked for (the engine does not keep them).
     """
     from .function import supports_recurrent_dropout, supports_zoneout

@@ -18,8 +18,8 @@ from torch.autograd.function import once_differentiable
 PARAMS = {
     "lstm": ("weight_hh", "bias_hh", "weight_ci", "weight_cf", "weight_co", "weight_hr", "h_mask",
              "zone_h", "zone_c"),
-    "gru": ("weight_hh", "bias_hh", "h_mask"),
-    "rnn": ("weight_hh", "bias_hh", "h_mask"),
+    "gru": ("weight_hh", "bias_hh", "h_mask", "zone_h"),
+    "rnn": ("weight_hh", "bias_hh", "h_mask", "zone_h"),
 }
 
 

@@ -11,11 +11,13 @@ namespace {
 struct Params {
   Tensor whh, bhh;
   Tensor hmask;  // recurrent dropout: (B, H), one mask per sequence on h_{t-1} where it enters U
+  Tensor zh;     // zoneout of h (N, H): 1 = keep h_{t-1} (eval: the rate)
   explicit Params(const OptTensors& p) {
-    TORCH_CHECK(p.size() == 3, "GRU engine expects 3 slots (weight_hh, bias_hh, the recurrent-dropout mask)");
+    TORCH_CHECK(p.size() == 4, "GRU engine expects 4 slots (weight_hh, bias_hh, recurrent-dropout mask, zoneout)");
     whh = opt(p[0]);
     bhh = opt(p[1]);
     hmask = opt(p[2]);
+    zh = opt(p[3]);
   }
 };
 
@@ -162,12 +164,12 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
   const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, ldz, H, true, B);
   const Panels<T> pn = reset_after ? Panels<T>() : Panels<T>(W + 2 * H * H, H, H, true, B);  // U_n (r⊙h)
   // Recurrent dropout (Gal & Ghahramani): h_{t-1} ⊙ mask enters U; the interpolation with z uses h_{t-1}.
-  const T* Mask = ptr<T>(p.hmask);
+  const T *Mask = ptr<T>(p.hmask), *ZH = ptr<T>(p.zh);
   Tensor hinb = Mask ? at::empty({B, H}, o) : h;                   // what enters U this step
   Tensor hw = Mask && train ? at::empty({N, H}, o) : Tensor();     // ... per row, for ∂U
   T* Hin = ptr<T>(hinb);
   if constexpr (std::is_same<T, float>::value) {
-    if (const int64_t nt = reset_after && !Mask ? split_threads<T>(pk, H, B) : 1; nt > 1) {
+    if (const int64_t nt = reset_after && !Mask && !ZH ? split_threads<T>(pk, H, B) : 1; nt > 1) {
       forward_split<T>(st, nt, pk, X, ptr<T>(h0.contiguous()), bias, Y, Hs, Z, ptr<T>(hp), ptr<T>(gates),
                        ptr<T>(hn), B, H);
       return {out, h, hp, gates, hn, hw};
@@ -222,6 +224,7 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
         });
       });
     }
+    if (ZH) zone_rows(Y + r0 * H, Hs, ZH + r0 * H, n, H);  // Hs still holds h_{t-1}
     copy_rows(Hs, Y + r0 * H, n, H);
   }
   return {out, h, hp, gates, reset_after ? hn : q, hw};
@@ -242,23 +245,30 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
   Tensor dq = reset_after ? Tensor() : at::empty({B, H}, o);  // reset_before: ∂L/∂(r⊙h)
   const T *W = ptr<T>(p.whh), *GY = ptr<T>(gy), *GS = ptr<T>(gates), *HP = ptr<T>(hp), *AUX = ptr<T>(aux);
   T *DH = ptr<T>(dh), *DX = ptr<T>(dx), *DG = ptr<T>(dg);
-  const T *Mask = ptr<T>(p.hmask), *HIN = ptr<T>(hin);
+  const T *Mask = ptr<T>(p.hmask), *HIN = ptr<T>(hin), *ZH = ptr<T>(p.zh);
+  Tensor carry = ZH ? at::empty({B, H}, o) : Tensor();  // zoneout: a ⊙ ∂L/∂h_t, straight to h_{t-1}
+  const Tensor zeros = ZH ? at::zeros({N, H}, o) : Tensor();  // with zoneout the pass reads ∂L/∂h_t from DH alone
+  const T* GYp = ZH ? ptr<T>(zeros) : GY;
   Tensor dhin = Mask ? at::empty({B, H}, o) : Tensor();  // with dropout: ∂L/∂(h_{t-1} ⊙ mask), masked into DH
   const Panels<T> pb(W, H, reset_after ? G : 2 * H, false, B);                   // (dr, dz, dn⊙r) U, or (dr, dz) U_rz
   const Panels<T> pbn = reset_after ? Panels<T>() : Panels<T>(W + 2 * H * H, H, H, false, B);  // dn U_n
   const V one(T(1));
   int64_t nt = 1;
   if constexpr (std::is_same<T, float>::value) {
-    nt = reset_after && !Mask ? split_threads<T>(pb, H, B) : 1;
+    nt = reset_after && !Mask && !ZH ? split_threads<T>(pb, H, B) : 1;
     if (nt > 1) backward_split<T>(st, nt, pb, GY, GS, HP, AUX, DH, DX, DG, H);
   }
   for (int64_t s = nt > 1 ? -1 : st.T - 1; s >= 0; --s) {
     const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
+    if (ZH) {  // DH = (1 - a) ⊙ ∂L/∂h_t, carry = a ⊙ ∂L/∂h_t
+      add_rows(DH, GY + r0 * H, n, H);
+      unzone_rows(DH, ptr<T>(carry), ZH + r0 * H, n, H);
+    }
     // Pass 1: ∂L/∂h_t, then the z and n pre-activation gradients; DH becomes z⊙∂L/∂h_t.
     if (reset_after) {
       for_rows(n, G, [&](int64_t r) {
         const int64_t row = r0 + r;
-        bwd_after_cols<T>(H, 0, H, GY + row * H, DH + r * H, GS + row * G, HP + row * H, AUX + row * H,
+        bwd_after_cols<T>(H, 0, H, GYp + row * H, DH + r * H, GS + row * G, HP + row * H, AUX + row * H,
                           DX + row * G, DG + row * G);
       });
     } else {
@@ -267,7 +277,7 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
         const T* hprev = HP + row * H;
         for_cols<T>(H, [&](int64_t j, int64_t k) {
           const T* gs = GS + row * G;
-          const V d = V::loadu(GY + row * H + j, k) + V::loadu(DH + r * H + j, k);
+          const V d = V::loadu(GYp + row * H + j, k) + V::loadu(DH + r * H + j, k);
           const V zz = V::loadu(gs + H + j, k), nn = V::loadu(gs + 2 * H + j, k);
           const V dzz = d * (V::loadu(hprev + j, k) - nn) * zz * (one - zz);
           const V dan = d * (one - zz) * (one - nn * nn);  // ∂L/∂(n's pre-activation)
@@ -302,6 +312,7 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
         add_rows(DH, DHIN, n, H);
       }
     }
+    if (ZH) add_rows(DH, ptr<T>(carry), n, H);
   }
   Tensor dw, db;
   if (reset_after) {
@@ -310,7 +321,7 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
     dw = at::cat({weight_grad(dx.narrow(1, 0, 2 * H), hin, bf16), weight_grad(dx.narrow(1, 2 * H, H), aux, bf16)});
   }
   if (p.bhh.defined()) db = dg.sum(0);
-  return {dx, dh, dw, db, Tensor()};  // no gradient for the mask
+  return {dx, dh, dw, db, Tensor(), Tensor()};  // no gradient for the masks
 }
 
 }  // namespace

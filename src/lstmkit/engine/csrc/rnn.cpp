@@ -6,13 +6,15 @@ namespace {
 
 template <typename T>
 std::vector<Tensor> forward_impl(bool relu, const Steps& st, const Tensor& xw, const Tensor& h0, const Tensor& w,
-                                 const Tensor& b, const Tensor& mask, bool train, bool bf16) {
+                                 const Tensor& b, const Tensor& mask, const Tensor& zone, bool train, bool bf16) {
   using V = Vec<T>;
   const int64_t N = st.N, B = st.B, H = h0.size(1);
   const auto o = xw.options();
   Tensor out = at::empty({N, H}, o), h = h0.contiguous().clone(), zr = at::empty({B, H}, o);
   Tensor hp = train ? at::empty({N, H}, o) : Tensor();  // h_{t-1} (⊙ mask) per row, for ∂U
   Tensor hin = mask.defined() ? at::empty({B, H}, o) : h;  // what enters U: h_{t-1} ⊙ mask with recurrent dropout
+  const T* ZH = ptr<T>(zone);  // zoneout of h (N, H): 1 = keep h_{t-1} (eval: the rate)
+  Tensor yt = ZH && train ? at::empty({N, H}, o) : out;  // φ(·) before zoneout, for backward
   const T *X = ptr<T>(xw), *W = ptr<T>(w), *bias = ptr<T>(b);
   T *Y = ptr<T>(out), *Hs = ptr<T>(h), *Z = ptr<T>(zr), *Hin = ptr<T>(hin);
   const T* Mask = ptr<T>(mask);
@@ -34,17 +36,23 @@ std::vector<Tensor> forward_impl(bool relu, const Steps& st, const Tensor& xw, c
         (relu ? at::vec::clamp_min(a, V(T(0))) : tanh_<T>(a)).store(y + j, k);
       });
     });
+    if (ZH) {
+      if (train) copy_rows(ptr<T>(yt, r0 * H), Y + r0 * H, n, H);
+      zone_rows(Y + r0 * H, Hs, ZH + r0 * H, n, H);  // Hs still holds h_{t-1}
+    }
     copy_rows(Hs, Y + r0 * H, n, H);
   }
-  return {out, h, out, hp};  // saved for backward: the outputs and h_{t-1}
+  return {out, h, yt, hp};  // saved for backward: φ(·) of every row and h_{t-1}
 }
 
 template <typename T>
 std::vector<Tensor> backward_impl(bool relu, const Steps& st, const Tensor& grad_out, const Tensor& grad_hn,
                                   const Tensor& out, const Tensor& hp, const Tensor& w, const Tensor& b,
-                                  const Tensor& mask, bool bf16) {
+                                  const Tensor& mask, const Tensor& zone, bool bf16) {
   using V = Vec<T>;
   const int64_t N = st.N, H = hp.size(1);
+  const T* ZH = ptr<T>(zone);
+  Tensor carry = ZH ? at::empty({st.B, H}, hp.options()) : Tensor();  // zoneout: a ⊙ ∂L/∂h_t, straight to h_{t-1}
   Tensor gy = grad_out.contiguous(), dh = grad_hn.contiguous().clone(), da = at::empty({N, H}, hp.options());
   const T *W = ptr<T>(w), *GY = ptr<T>(gy), *Y = ptr<T>(out);
   T *DH = ptr<T>(dh), *DA = ptr<T>(da);
@@ -53,10 +61,14 @@ std::vector<Tensor> backward_impl(bool relu, const Steps& st, const Tensor& grad
   const V one(T(1)), zero(T(0));
   for (int64_t s = st.T - 1; s >= 0; --s) {
     const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
+    if (ZH) {  // DH = (1 - a) ⊙ ∂L/∂h_t, carry = a ⊙ ∂L/∂h_t
+      add_rows(DH, GY + r0 * H, n, H);
+      unzone_rows(DH, ptr<T>(carry), ZH + r0 * H, n, H);
+    }
     for_rows(n, H, [&](int64_t r) {
       const int64_t row = r0 + r;
       for_cols<T>(H, [&](int64_t j, int64_t k) {
-        const V d = V::loadu(GY + row * H + j, k) + V::loadu(DH + r * H + j, k);
+        const V d = ZH ? V::loadu(DH + r * H + j, k) : V::loadu(GY + row * H + j, k) + V::loadu(DH + r * H + j, k);
         const V y = V::loadu(Y + row * H + j, k);
         // relu: torch's threshold_backward passes the gradient where the output is > 0
         (relu ? V::blendv(zero, d, y > zero) : d * (one - y * y)).store(DA + row * H + j, k);
@@ -68,10 +80,11 @@ std::vector<Tensor> backward_impl(bool relu, const Steps& st, const Tensor& grad
       pk.mm(n, DA + r0 * H, H, DH, H);
     }
     if (mask.defined()) mask_rows(DH, DH, ptr<T>(mask), n, H);  // h_{t-1} entered only through h_{t-1} ⊙ mask
+    if (ZH) add_rows(DH, ptr<T>(carry), n, H);
   }
   Tensor dw = weight_grad(da, hp, bf16);
   Tensor db = b.defined() ? da.sum(0) : Tensor();
-  return {da, dh, dw, db, Tensor()};  // no gradient for the mask
+  return {da, dh, dw, db, Tensor(), Tensor()};  // no gradient for the masks
 }
 
 }  // namespace
@@ -79,20 +92,21 @@ std::vector<Tensor> backward_impl(bool relu, const Steps& st, const Tensor& grad
 std::vector<Tensor> rnn_forward(int64_t flags, const Tensor& xw, const Tensor& h0, const OptTensors& params,
                                 const std::vector<int64_t>& batch_sizes, bool reverse, bool train, bool bf16) {
   const Steps st(batch_sizes, reverse);
-  TORCH_CHECK(params.size() == 3, "RNN engine expects 3 slots (weight_hh, bias_hh, the recurrent-dropout mask)");
-  const Tensor x = xw.contiguous(), w = opt(params[0]), b = opt(params[1]), mask = opt(params[2]);
+  TORCH_CHECK(params.size() == 4, "RNN engine expects 4 slots (weight_hh, bias_hh, recurrent-dropout mask, zoneout)");
+  const Tensor x = xw.contiguous(), w = opt(params[0]), b = opt(params[1]), mask = opt(params[2]), zone = opt(params[3]);
   TORCH_CHECK(x.size(0) == st.N, "xw has ", x.size(0), " rows; batch_sizes sum to ", st.N);
   return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnn_forward",
-                                    [&] { return forward_impl<scalar_t>(flags & 1, st, x, h0, w, b, mask, train, bf16); });
+                                    [&] { return forward_impl<scalar_t>(flags & 1, st, x, h0, w, b, mask, zone, train, bf16); });
 }
 
 std::vector<Tensor> rnn_backward(int64_t flags, const Tensor& grad_out, const Tensor& grad_hn,
                                  const OptTensors& saved, const OptTensors& params,
                                  const std::vector<int64_t>& batch_sizes, bool reverse, bool bf16) {
   const Steps st(batch_sizes, reverse);
-  const Tensor out = opt(saved[0]), hp = opt(saved[1]), w = opt(params[0]), b = opt(params[1]), mask = opt(params[2]);
+  const Tensor out = opt(saved[0]), hp = opt(saved[1]), w = opt(params[0]), b = opt(params[1]), mask = opt(params[2]),
+               zone = opt(params[3]);
   return AT_DISPATCH_FLOATING_TYPES(grad_out.scalar_type(), "rnn_backward", [&] {
-    return backward_impl<scalar_t>(flags & 1, st, grad_out, grad_hn, out, hp, w, b, mask, bf16);
+    return backward_impl<scalar_t>(flags & 1, st, grad_out, grad_hn, out, hp, w, b, mask, zone, bf16);
   });
 }
 
