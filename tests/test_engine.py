@@ -322,6 +322,39 @@ def test_gradcheck_zoneout_through_engine(ext, engine_calls, monkeypatch, gen, v
     assert engine_calls, "the engine did not run"
 
 
+@pytest.mark.parametrize("variant", ["lstm", "peephole"])
+def test_unit_split_threads_with_projection_match_reference(ext, engine_calls, monkeypatch, gen, variant):
+    """LSTMP on the unit-split threads (H and P in whole panels): unequal lengths in both
+    directions, training, against the reference loop."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        m = _make(variant, dict(bidirectional=True, proj_size=64), torch.float32, gen, input_size=5,
+                  hidden_size=128).train()
+        with torch.no_grad():
+            for p in m.parameters():
+                p.mul_(0.1)
+        T, B = 5, 20
+        x = torch.randn(T, B, 5, generator=gen)
+        lengths = torch.sort(torch.randint(1, T + 1, (B,), generator=gen), descending=True).values
+        lengths[0] = T
+        hx = [torch.randn(2, B, 64, generator=gen), torch.randn(2, B, 128, generator=gen)]
+        weight = torch.randn(int(lengths.sum()) * 128, generator=gen)
+
+        def run(engine_on):
+            monkeypatch.setenv("LSTMKIT_ENGINE", "1" if engine_on else "0")
+            return _run(m, x, hx, lengths, weight)
+
+        ref = run(False)
+        engine_calls.clear()
+        got = run(True)
+        assert len(engine_calls) == 2
+        for name in ref:
+            assert_close_scaled(got[name], ref[name], name)
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("variant,cfg", [("lstm", {"proj_size": 3, "num_layers": 2}), ("gru", {"reset_after": False}),
                                          ("rnn", {"bidirectional": True})])
 def test_no_grad_matches_and_keeps_nothing(ext, engine_calls, monkeypatch, gen, variant, cfg):

@@ -116,6 +116,85 @@ void backward_split(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t 
   }
 }
 
+// LSTMP (a projection W_hr after the cell): each thread owns H/nt units of the gate product and the
+// pointwise pass, and P/nt columns of h_t = m W_hrᵀ; the projection needs all of m, and the next
+// product all of h, so the threads meet twice per step. Without recurrent dropout or zoneout.
+template <typename T>
+int64_t split_threads_proj(const Panels<T>& pk, const Panels<T>& pr, int64_t H, int64_t P, int64_t B) {
+  if constexpr (!std::is_same<T, float>::value) {
+    return 1;
+  } else {
+    const int64_t NR = Panels<float>::NR, nt = at::get_num_threads();
+    if (!pk.buf.defined() || !pr.buf.defined() || nt < 2 || H % NR || P % NR || at::in_parallel_region()) return 1;
+    if (2.0 * B * (pk.N * pk.K + pr.N * pr.K) < kSplitMinFlops) return 1;
+    return std::min<int64_t>({nt, H / NR, P / NR});
+  }
+}
+
+template <typename T, typename Fl>
+void forward_split_proj(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t nt, const Panels<T>& pk,
+                        const Panels<T>& pr, const T* X, const T* h0, const T* bias, const T* pi, const T* pf,
+                        const T* po, T* Y, T* Hfinal, T* Cs, T* Z, T* HP, T* CP, T* CS, T* Gates, T* Msave, T* Mbuf,
+                        int64_t B, int64_t H, int64_t P) {
+  const int64_t GH = pk.N, G = GH / H, NR = Panels<float>::NR, U = H / NR, UP = P / NR;
+  std::vector<T> hbuf(2 * B * P);
+  std::copy(h0, h0 + B * P, hbuf.data());
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t tid = omp_get_thread_num(), up0 = tid * U / nt, up1 = (tid + 1) * U / nt;
+    const int64_t pp0 = tid * UP / nt, pp1 = (tid + 1) * UP / nt;
+    const int64_t j0 = up0 * NR, j1 = up1 * NR, q0 = pp0 * NR, q1 = pp1 * NR;  // own units, own h columns
+    for (int64_t s = 0; s < st.T; ++s) {
+      const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
+      const T* hcur = hbuf.data() + (s & 1) * B * P;
+      T* hnext = hbuf.data() + ((s + 1) & 1) * B * P;
+      T* M = Msave ? Msave + r0 * H : Mbuf;
+      if (HP) for (int64_t r = 0; r < n; ++r) std::copy(hcur + r * P + q0, hcur + r * P + q1, HP + (r0 + r) * P + q0);
+      for (int64_t g = 0; g < G; ++g) pk.run(g * U + up0, g * U + up1, n, hcur, P, Z, GH, false);
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t row = r0 + r;
+        fwd_row<T>(fl, L, H, j0, j1, X + row * GH, Z + r * GH, bias, pi, pf, po, Cs + r * H,
+                   CP ? CP + row * H : nullptr, CS ? CS + row * H : nullptr, Gates ? Gates + row * GH : nullptr,
+                   M + r * H);
+      }
+#pragma omp barrier
+      pr.run(pp0, pp1, n, M, H, Y + r0 * P, P, false);  // h_t = m W_hrᵀ, this thread's columns
+      for (int64_t r = 0; r < n; ++r) std::copy(Y + (r0 + r) * P + q0, Y + (r0 + r) * P + q1, hnext + r * P + q0);
+      for (int64_t r = n; r < B; ++r) std::copy(hcur + r * P + q0, hcur + r * P + q1, hnext + r * P + q0);
+#pragma omp barrier
+    }
+  }
+  std::copy(hbuf.data() + (st.T & 1) * B * P, hbuf.data() + (st.T & 1) * B * P + B * P, Hfinal);
+}
+
+template <typename T, typename Fl>
+void backward_split_proj(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t nt, const Panels<T>& pk,
+                         const Panels<T>& pr, const T* GY, const T* G, const T* CS, const T* CP, const T* pi,
+                         const T* pf, const T* po, T* DH, T* DC, T* DZ, T* DHALL, T* DM, int64_t H, int64_t P) {
+  const int64_t GH = pk.K, NR = Panels<float>::NR, U = H / NR, UP = P / NR;
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t tid = omp_get_thread_num(), up0 = tid * U / nt, up1 = (tid + 1) * U / nt;
+    const int64_t pp0 = tid * UP / nt, pp1 = (tid + 1) * UP / nt;
+    const int64_t j0 = up0 * NR, j1 = up1 * NR, q0 = pp0 * NR, q1 = pp1 * NR;
+    for (int64_t s = st.T - 1; s >= 0; --s) {
+      const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
+      T* dha = DHALL + r0 * P;
+      for (int64_t r = 0; r < n; ++r)  // ∂L/∂h_t, this thread's columns
+        for (int64_t q = q0; q < q1; ++q) dha[r * P + q] = GY[(r0 + r) * P + q] + DH[r * P + q];
+#pragma omp barrier
+      pr.run(up0, up1, n, dha, P, DM, H, false);  // ∂L/∂m = ∂L/∂h W_hr, this thread's units
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t row = r0 + r;
+        bwd_row<T>(fl, L, H, DM + r * H, nullptr, DC + r * H, G + row * GH, CS + row * H, CP + row * H, pi, pf, po,
+                   DZ + row * GH, j0, j1);
+      }
+#pragma omp barrier
+      pk.run(pp0, pp1, n, DZ + r0 * GH, GH, DH, P, false);  // ∂L/∂h_{t-1} = dz W_hh, this thread's columns
+    }
+  }
+}
+
 template <typename T, typename Fl>
 std::vector<Tensor> forward_impl(const Fl& fl, const Steps& st, const Tensor& xw, const Tensor& h0,
                                  const Tensor& c0, const Params& p, bool train, bool bf16) {
@@ -149,6 +228,11 @@ std::vector<Tensor> forward_impl(const Fl& fl, const Steps& st, const Tensor& xw
   const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, GH, P, true, B);  // h W_hhᵀ below oneDNN's size
   const Panels<T> pr = proj ? Panels<T>(Wr, P, H, true, B) : Panels<T>();      // m W_hrᵀ
   if constexpr (std::is_same<T, float>::value) {
+    if (const int64_t nt = proj && !ZH && !ZC && !Mask ? split_threads_proj<T>(pk, pr, H, P, B) : 1; nt > 1) {
+      forward_split_proj<T>(fl, L, st, nt, pk, pr, X, ptr<T>(h0.contiguous()), bias, pi, pf, po, Y, Hs, Cs, Z,
+                            ptr<T>(hp), ptr<T>(cp), ptr<T>(cs), ptr<T>(gates), ptr<T>(m), ptr<T>(mbuf), B, H, P);
+      return {out, h, c, hp, cp, cs, gates, m};
+    }
     if (const int64_t nt = ZH || ZC ? 1 : split_threads<T>(pk, H, B, proj); nt > 1) {
       forward_split<T>(fl, L, st, nt, pk, X, ptr<T>(h0.contiguous()), bias, pi, pf, po, Mask, Y, Hs, Cs, Z,
                        ptr<T>(hp), ptr<T>(cp), ptr<T>(cs), ptr<T>(gates), B, H);
@@ -211,8 +295,14 @@ std::vector<Tensor> backward_impl(const Fl& fl, const Steps& st, const Tensor& g
   const Panels<T> pr = proj ? Panels<T>(Wr, H, P, false, B) : Panels<T>();      // ∂L/∂h W_hr
   int64_t nt = 1;
   if constexpr (std::is_same<T, float>::value) {
-    nt = ZH || ZC ? 1 : split_threads<T>(pk, H, B, proj);
-    if (nt > 1) backward_split<T>(fl, L, st, nt, pk, GY, G, CS, CP, pi, pf, po, Mask, DH, DC, DZ, H);
+    if (proj && !ZH && !ZC && !Mask) {
+      nt = split_threads_proj<T>(pk, pr, H, P, B);
+      if (nt > 1) backward_split_proj<T>(fl, L, st, nt, pk, pr, GY, G, CS, CP, pi, pf, po, DH, DC, DZ,
+                                         ptr<T>(dhall), ptr<T>(dm), H, P);
+    } else {
+      nt = ZH || ZC ? 1 : split_threads<T>(pk, H, B, proj);
+      if (nt > 1) backward_split<T>(fl, L, st, nt, pk, GY, G, CS, CP, pi, pf, po, Mask, DH, DC, DZ, H);
+    }
   }
   for (int64_t s = nt > 1 ? -1 : st.T - 1; s >= 0; --s) {
     const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
