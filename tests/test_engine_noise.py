@@ -1,0 +1,189 @@
+"""The engine under per-step noise and threading: recurrent dropout, zoneout and the unit-split threads.
+
+Each against the reference loop it mirrors (the layer loop draws the masks on either path, so one
+seed gives both the same masks), and float64 gradcheck with the masks fixed by reseeding.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from test_engine import _inputs, _make, _run, assert_close_scaled, engine_calls, ext  # noqa: F401  (fixtures)
+
+
+# Recurrent dropout (Gal & Ghahramani): one mask per sequence on h_{t-1} where it enters W_hh.
+# The layer loop draws the masks on either path, so the same seed gives both paths the same masks.
+DROPOUT_CASES = [("lstm", {}), ("peephole", {"proj_size": 3}), ("cifg", {}), ("nog", {}),
+                 ("gru", {}), ("gru", {"reset_after": False}), ("rnn", {}), ("rnn", {"nonlinearity": "relu"})]
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
+@pytest.mark.parametrize("variant,cfg", DROPOUT_CASES)
+def test_recurrent_dropout_engine_matches_reference(ext, engine_calls, monkeypatch, gen, variant, cfg, packed):
+    m = _make(variant, dict(cfg, recurrent_dropout=0.4, num_layers=2, bidirectional=True), torch.float32, gen).train()
+    x, hx, lengths = _inputs(m, 6, 4, torch.float32, gen, packed)
+    weight = torch.randn(6 * 4 * 2 * 19, generator=gen)
+
+    def run(engine_on):
+        monkeypatch.setenv("LSTMKIT_ENGINE", "1" if engine_on else "0")
+        torch.manual_seed(7)
+        return _run(m, x, hx, lengths, weight)
+
+    ref = run(False)
+    engine_calls.clear()
+    got = run(True)
+    assert len(engine_calls) == 4, "every layer-direction must run on the engine"
+    for name in ref:
+        assert_close_scaled(got[name], ref[name], name)
+    torch.manual_seed(8)  # and the masks really are applied: other masks, other outputs
+    assert not torch.allclose(_run(m, x, hx, lengths, weight)["out"], got["out"])
+
+
+# Zoneout (Krueger et al.): per row and unit, keep h_{t-1} / C_{t-1} (bool masks in training, the
+# rate as a weight in eval). The layer loop draws the masks, so one seed gives both paths the same.
+ZONEOUT_CASES = [("lstm", {"zoneout": 0.3}), ("peephole", {"zoneout": (0.2, 0.5), "proj_size": 3}),
+                 ("cifg", {"zoneout": (0.0, 0.4)}), ("lstm", {"zoneout": (0.3, 0.0), "recurrent_dropout": 0.2}),
+                 ("gru", {"zoneout": 0.3}), ("gru", {"zoneout": 0.3, "reset_after": False, "recurrent_dropout": 0.2}),
+                 ("rnn", {"zoneout": 0.3}), ("rnn", {"zoneout": 0.3, "nonlinearity": "relu", "recurrent_dropout": 0.2})]
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.parametrize("variant,cfg", ZONEOUT_CASES)
+def test_zoneout_engine_matches_reference(ext, engine_calls, monkeypatch, gen, variant, cfg, mode):
+    m = _make(variant, dict(cfg, num_layers=2, bidirectional=True), torch.float32, gen)
+    m.train(mode == "train")
+    x, hx, lengths = _inputs(m, 6, 4, torch.float32, gen, packed=True)
+    weight = torch.randn(6 * 4 * 2 * 19, generator=gen)
+
+    def run(engine_on):
+        monkeypatch.setenv("LSTMKIT_ENGINE", "1" if engine_on else "0")
+        torch.manual_seed(5)
+        return _run(m, x, hx, lengths, weight)
+
+    ref = run(False)
+    engine_calls.clear()
+    got = run(True)
+    assert len(engine_calls) == 4, "every layer-direction must run on the engine"
+    for name in ref:
+        assert_close_scaled(got[name], ref[name], name)
+
+
+@pytest.mark.parametrize("variant,cfg", [("lstm", {"proj_size": 2}), ("cifg", {}), ("gru", {}),
+                                         ("gru", {"reset_after": False}), ("rnn", {})])
+def test_gradcheck_recurrent_dropout_through_engine(ext, engine_calls, monkeypatch, gen, variant, cfg):
+    """float64 gradcheck with fixed masks (the seed is reset on every call)."""
+    monkeypatch.setenv("LSTMKIT_ENGINE", "1")
+    m = _make(variant, dict(cfg, recurrent_dropout=0.5), torch.float64, gen, input_size=3, hidden_size=5).train()
+    x, hx, lengths = _inputs(m, 4, 3, torch.float64, gen, packed=True)
+    names = [n for n, _ in m.named_parameters()]
+
+    def f(x, *tensors):
+        torch.manual_seed(0)
+        hs, params = tensors[:len(hx)], dict(zip(names, tensors[len(hx):]))
+        state = tuple(hs) if len(hs) == 2 else hs[0]
+        out, st = torch.func.functional_call(m, params, (pack_padded_sequence(x, lengths), state))
+        return (out.data, *(st if isinstance(st, tuple) else (st,)))
+
+    inputs = [t.clone().requires_grad_(True) for t in [x, *hx, *(p.detach() for p in m.parameters())]]
+    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-7, rtol=1e-5)
+    assert engine_calls, "the engine did not run"
+
+
+@pytest.mark.parametrize("variant,dropout", [(v, d) for v in ("lstm", "peephole", "cifg", "nog", "gru") for d in (0.0, 0.3)])
+def test_unit_split_threads_match_reference(ext, engine_calls, monkeypatch, gen, variant, dropout):
+    """Steps of at least 1 MFLOP with H a multiple of 32 run on threads that each own some hidden
+    units (forward_split / backward_split in csrc/lstm.cpp and csrc/gru.cpp): unequal lengths in
+    both directions, training and no_grad, against the reference loop."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        m = _make(variant, dict(bidirectional=True, recurrent_dropout=dropout), torch.float32, gen,
+                  input_size=5, hidden_size=64).train()
+        with torch.no_grad():  # moderate weights: randn * 0.5 would saturate every gate at H = 64
+            for p in m.parameters():
+                p.mul_(0.2)
+        T, B = 6, 36  # 2·36·256·64 = 1.2 MFLOP per full step
+        x = torch.randn(T, B, 5, generator=gen)
+        lengths = torch.sort(torch.randint(1, T + 1, (B,), generator=gen), descending=True).values
+        lengths[0] = T
+        hx = [torch.randn(2, B, 64, generator=gen) for _ in range(2 if m.spec.family == "lstm" else 1)]
+        weight = torch.randn(int(lengths.sum()) * 128, generator=gen)
+
+        def run(engine_on):
+            monkeypatch.setenv("LSTMKIT_ENGINE", "1" if engine_on else "0")
+            torch.manual_seed(3)
+            return _run(m, x, hx, lengths, weight)
+
+        ref = run(False)
+        engine_calls.clear()
+        got = run(True)
+        assert len(engine_calls) == 2
+        for name in ref:
+            assert_close_scaled(got[name], ref[name], name)
+        m.eval()
+        monkeypatch.setenv("LSTMKIT_ENGINE", "1")
+        state = tuple(hx) if len(hx) == 2 else hx[0]
+        with torch.no_grad():
+            out, _ = m(pack_padded_sequence(x, lengths), state)
+        monkeypatch.setenv("LSTMKIT_ENGINE", "0")
+        with torch.no_grad():
+            ref_out, _ = m(pack_padded_sequence(x, lengths), state)
+        assert_close_scaled(out.data, ref_out.data, "no_grad out")
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("variant,cfg", [("lstm", {"proj_size": 2, "zoneout": (0.3, 0.5)}),
+                                         ("peephole", {"zoneout": 0.4}), ("gru", {"zoneout": 0.4}),
+                                         ("gru", {"zoneout": 0.4, "reset_after": False}), ("rnn", {"zoneout": 0.4})])
+def test_gradcheck_zoneout_through_engine(ext, engine_calls, monkeypatch, gen, variant, cfg):
+    """float64 gradcheck in training with fixed zoneout masks (the seed is reset on every call)."""
+    monkeypatch.setenv("LSTMKIT_ENGINE", "1")
+    m = _make(variant, cfg, torch.float64, gen, input_size=3, hidden_size=5).train()
+    x, hx, lengths = _inputs(m, 4, 3, torch.float64, gen, packed=True)
+    names = [n for n, _ in m.named_parameters()]
+
+    def f(x, *tensors):
+        torch.manual_seed(1)
+        hs, params = tensors[:len(hx)], dict(zip(names, tensors[len(hx):]))
+        state = tuple(hs) if len(hs) == 2 else hs[0]
+        out, st = torch.func.functional_call(m, params, (pack_padded_sequence(x, lengths), state))
+        return (out.data, *(st if isinstance(st, tuple) else (st,)))
+
+    inputs = [t.clone().requires_grad_(True) for t in [x, *hx, *(p.detach() for p in m.parameters())]]
+    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-7, rtol=1e-5)
+    assert engine_calls, "the engine did not run"
+
+
+@pytest.mark.parametrize("variant", ["lstm", "peephole"])
+def test_unit_split_threads_with_projection_match_reference(ext, engine_calls, monkeypatch, gen, variant):
+    """LSTMP on the unit-split threads (H and P in whole panels): unequal lengths in both
+    directions, training, against the reference loop."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        m = _make(variant, dict(bidirectional=True, proj_size=64), torch.float32, gen, input_size=5,
+                  hidden_size=128).train()
+        with torch.no_grad():
+            for p in m.parameters():
+                p.mul_(0.1)
+        T, B = 5, 20
+        x = torch.randn(T, B, 5, generator=gen)
+        lengths = torch.sort(torch.randint(1, T + 1, (B,), generator=gen), descending=True).values
+        lengths[0] = T
+        hx = [torch.randn(2, B, 64, generator=gen), torch.randn(2, B, 128, generator=gen)]
+        weight = torch.randn(int(lengths.sum()) * 128, generator=gen)
+
+        def run(engine_on):
+            monkeypatch.setenv("LSTMKIT_ENGINE", "1" if engine_on else "0")
+            return _run(m, x, hx, lengths, weight)
+
+        ref = run(False)
+        engine_calls.clear()
+        got = run(True)
+        assert len(engine_calls) == 2
+        for name in ref:
+            assert_close_scaled(got[name], ref[name], name)
+    finally:
+        torch.set_num_threads(threads)
