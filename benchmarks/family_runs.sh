@@ -29,7 +29,7 @@ run_one() {  # TASK:CELL:HIDDEN[:NAME]  (NAME: run directory suffix, default CEL
         $PY -m lstmkit train adding --preset adding-adam --T 100 \
             --cell "$cell" --hidden "$hidden" --time-budget "$BUDGET" --threads 1 --force --out "$dir" > "$log" 2>&1 ;;
       temporal-order)
-        $PY -m lstmkit train temporal-order --preset temporal-order-adam --symbols 3 \
+        $PY -m lstmkit train temporal-order --preset temporal-order-adam --lr 3e-3 --symbols 3 \
             --cell "$cell" --hidden "$hidden" --time-budget "$BUDGET" --threads 1 --force --out "$dir" > "$log" 2>&1 ;;
     esac
     echo "$1 exit $?" >> "$OUT/status.txt"
