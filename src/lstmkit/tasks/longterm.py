@@ -79,7 +79,8 @@ class CommonOptions:
     test_size: int = option(2560, "fresh test sequences scored after training (the paper's 2560)")
     forget_bias: float = option(1.0, "initial forget-gate bias of LSTM-family cells (ignored by gru, rnn)")
     chrono: int = option(0, "chrono initialisation (Tallec & Ollivier 2018) with this T_max: forget biases "
-                            "log U(1, T_max-1), input biases their negatives; replaces --forget-bias; 0 = off")
+                            "log U(1, T_max-1), input biases their negatives; replaces --forget-bias; 0 = off "
+                            "(the recipe for adding at T >= 500: --chrono T)")
 
 
 @dataclass
