@@ -37,7 +37,8 @@ struct Params {
 // in the step's product, its pointwise pass and its rows of h and C, so the threads meet once per
 // step (a barrier, with h double-buffered) instead of forking and joining around the product and
 // leaving the pointwise pass to one thread. For float32 steps on the panel kernel without a
-// projection, when H splits into whole panels; otherwise 1 (the loop below).
+// projection (LSTMP: split_threads_proj below), when H splits into whole panels; otherwise 1
+// (the one-thread loop in forward_impl / backward_impl).
 template <typename T>
 int64_t split_threads(const Panels<T>& pk, int64_t H, int64_t B, bool proj) {
   if constexpr (!std::is_same<T, float>::value) {
