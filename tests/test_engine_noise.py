@@ -12,6 +12,23 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from test_engine import _inputs, _make, _run, assert_close_scaled, engine_calls, ext  # noqa: F401  (fixtures)
 
 
+def _both_paths(m, x, hx, lengths, weight, monkeypatch, engine_calls, seed, directions):
+    """(reference, engine) results of `_run` from the same seed, so both paths draw the same masks;
+    checks that the engine ran every layer-direction and that the two agree."""
+    def run(engine_on):
+        monkeypatch.setenv("LSTMKIT_ENGINE", "1" if engine_on else "0")
+        torch.manual_seed(seed)
+        return _run(m, x, hx, lengths, weight)
+
+    ref = run(False)
+    engine_calls.clear()
+    got = run(True)
+    assert len(engine_calls) == directions, "every layer-direction must run on the engine"
+    for name in ref:
+        assert_close_scaled(got[name], ref[name], name)
+    return ref, got
+
+
 # Recurrent dropout (Gal & Ghahramani): one mask per sequence on h_{t-1} where it enters W_hh.
 # The layer loop draws the masks on either path, so the same seed gives both paths the same masks.
 DROPOUT_CASES = [("lstm", {}), ("peephole", {"proj_size": 3}), ("cifg", {}), ("nog", {}),
@@ -24,18 +41,7 @@ def test_recurrent_dropout_engine_matches_reference(ext, engine_calls, monkeypat
     m = _make(variant, dict(cfg, recurrent_dropout=0.4, num_layers=2, bidirectional=True), torch.float32, gen).train()
     x, hx, lengths = _inputs(m, 6, 4, torch.float32, gen, packed)
     weight = torch.randn(6 * 4 * 2 * 19, generator=gen)
-
-    def run(engine_on):
-        monkeypatch.setenv("LSTMKIT_ENGINE", "1" if engine_on else "0")
-        torch.manual_seed(7)
-        return _run(m, x, hx, lengths, weight)
-
-    ref = run(False)
-    engine_calls.clear()
-    got = run(True)
-    assert len(engine_calls) == 4, "every layer-direction must run on the engine"
-    for name in ref:
-        assert_close_scaled(got[name], ref[name], name)
+    _, got = _both_paths(m, x, hx, lengths, weight, monkeypatch, engine_calls, seed=7, directions=4)
     torch.manual_seed(8)  # and the masks really are applied: other masks, other outputs
     assert not torch.allclose(_run(m, x, hx, lengths, weight)["out"], got["out"])
 
@@ -55,18 +61,7 @@ def test_zoneout_engine_matches_reference(ext, engine_calls, monkeypatch, gen, v
     m.train(mode == "train")
     x, hx, lengths = _inputs(m, 6, 4, torch.float32, gen, packed=True)
     weight = torch.randn(6 * 4 * 2 * 19, generator=gen)
-
-    def run(engine_on):
-        monkeypatch.setenv("LSTMKIT_ENGINE", "1" if engine_on else "0")
-        torch.manual_seed(5)
-        return _run(m, x, hx, lengths, weight)
-
-    ref = run(False)
-    engine_calls.clear()
-    got = run(True)
-    assert len(engine_calls) == 4, "every layer-direction must run on the engine"
-    for name in ref:
-        assert_close_scaled(got[name], ref[name], name)
+    _both_paths(m, x, hx, lengths, weight, monkeypatch, engine_calls, seed=5, directions=4)
 
 
 @pytest.mark.parametrize("variant,cfg", [("lstm", {"proj_size": 2}), ("cifg", {}), ("gru", {}),
@@ -110,17 +105,7 @@ def test_unit_split_threads_match_reference(ext, engine_calls, monkeypatch, gen,
         hx = [torch.randn(2, B, 64, generator=gen) for _ in range(2 if m.spec.family == "lstm" else 1)]
         weight = torch.randn(int(lengths.sum()) * 128, generator=gen)
 
-        def run(engine_on):
-            monkeypatch.setenv("LSTMKIT_ENGINE", "1" if engine_on else "0")
-            torch.manual_seed(3)
-            return _run(m, x, hx, lengths, weight)
-
-        ref = run(False)
-        engine_calls.clear()
-        got = run(True)
-        assert len(engine_calls) == 2
-        for name in ref:
-            assert_close_scaled(got[name], ref[name], name)
+        _both_paths(m, x, hx, lengths, weight, monkeypatch, engine_calls, seed=3, directions=2)
         m.eval()
         monkeypatch.setenv("LSTMKIT_ENGINE", "1")
         state = tuple(hx) if len(hx) == 2 else hx[0]
@@ -175,15 +160,6 @@ def test_unit_split_threads_with_projection_match_reference(ext, engine_calls, m
         hx = [torch.randn(2, B, 64, generator=gen), torch.randn(2, B, 128, generator=gen)]
         weight = torch.randn(int(lengths.sum()) * 128, generator=gen)
 
-        def run(engine_on):
-            monkeypatch.setenv("LSTMKIT_ENGINE", "1" if engine_on else "0")
-            return _run(m, x, hx, lengths, weight)
-
-        ref = run(False)
-        engine_calls.clear()
-        got = run(True)
-        assert len(engine_calls) == 2
-        for name in ref:
-            assert_close_scaled(got[name], ref[name], name)
+        _both_paths(m, x, hx, lengths, weight, monkeypatch, engine_calls, seed=0, directions=2)
     finally:
         torch.set_num_threads(threads)

@@ -123,19 +123,6 @@ void backward_split(const Steps& st, int64_t nt, const Panels<T>& pb, const T* G
   }
 }
 
-// As split_threads in lstm.cpp: float32 steps on the panel kernel, H in whole panels.
-template <typename T>
-int64_t split_threads(const Panels<T>& pk, int64_t H, int64_t B) {
-  if constexpr (!std::is_same<T, float>::value) {
-    return 1;
-  } else {
-    const int64_t NR = Panels<float>::NR, nt = at::get_num_threads();
-    if (!pk.buf.defined() || nt < 2 || H % NR || H / NR < 2 || at::in_parallel_region()) return 1;
-    if (2.0 * B * pk.N * pk.K < kSplitMinFlops) return 1;
-    return std::min<int64_t>(nt, H / NR);
-  }
-}
-
 template <typename T>
 std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor& xw, const Tensor& h0,
                                  const Params& p, bool train, bool bf16) {
@@ -169,7 +156,7 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
   Tensor hw = Mask && train ? at::empty({N, H}, o) : Tensor();     // ... per row, for ∂U
   T* Hin = ptr<T>(hinb);
   if constexpr (std::is_same<T, float>::value) {
-    if (const int64_t nt = reset_after && !Mask && !ZH ? split_threads<T>(pk, H, B) : 1; nt > 1) {
+    if (const int64_t nt = reset_after && !Mask && !ZH ? unit_split_threads<T>(pk, H, B) : 1; nt > 1) {
       forward_split<T>(st, nt, pk, X, ptr<T>(h0.contiguous()), bias, Y, Hs, Z, ptr<T>(hp), ptr<T>(gates),
                        ptr<T>(hn), B, H);
       return {out, h, hp, gates, hn, hw};
@@ -255,7 +242,7 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
   const V one(T(1));
   int64_t nt = 1;
   if constexpr (std::is_same<T, float>::value) {
-    nt = reset_after && !Mask && !ZH ? split_threads<T>(pb, H, B) : 1;
+    nt = reset_after && !Mask && !ZH ? unit_split_threads<T>(pb, H, B) : 1;
     if (nt > 1) backward_split<T>(st, nt, pb, GY, GS, HP, AUX, DH, DX, DG, H);
   }
   for (int64_t s = nt > 1 ? -1 : st.T - 1; s >= 0; --s) {

@@ -41,14 +41,7 @@ struct Params {
 // (the one-thread loop in forward_impl / backward_impl).
 template <typename T>
 int64_t split_threads(const Panels<T>& pk, int64_t H, int64_t B, bool proj) {
-  if constexpr (!std::is_same<T, float>::value) {
-    return 1;
-  } else {
-    const int64_t NR = Panels<float>::NR, nt = at::get_num_threads();
-    if (proj || !pk.buf.defined() || nt < 2 || H % NR || H / NR < 2 || at::in_parallel_region()) return 1;
-    if (2.0 * B * pk.N * pk.K < kSplitMinFlops) return 1;
-    return std::min<int64_t>(nt, H / NR);
-  }
+  return proj ? 1 : unit_split_threads<T>(pk, H, B);
 }
 
 template <typename T, typename Fl>

@@ -147,6 +147,21 @@ struct Panels<float> {
   }
 };
 
+// How many threads split a step's hidden units (forward_split / backward_split in lstm.cpp and
+// gru.cpp): float32 steps on the panel kernel of at least kSplitMinFlops, with H in whole panels,
+// at least one per thread; 1 means the one-thread loop.
+template <typename T>
+int64_t unit_split_threads(const Panels<T>& pk, int64_t H, int64_t B) {
+  if constexpr (!std::is_same<T, float>::value) {
+    return 1;
+  } else {
+    const int64_t NR = Panels<float>::NR, nt = at::get_num_threads();
+    if (!pk.buf.defined() || nt < 2 || H % NR || H / NR < 2 || at::in_parallel_region()) return 1;
+    if (2.0 * B * pk.N * pk.K < kSplitMinFlops) return 1;
+    return std::min<int64_t>(nt, H / NR);
+  }
+}
+
 // A step's recurrent product Z (n, N) = h[:n] Wᵀ: on oneDNN (returning its output, held in `keep`)
 // or into the preallocated Z (ldz = N). Returns where the product is.
 template <typename T>
