@@ -7,11 +7,13 @@ and one fused, vectorised pointwise pass templated on the variant's structure; u
 ``no_grad`` it keeps nothing for backward. Backward walks time in reverse, computing the
 pre-activation gradients per step and the weight gradients as GEMMs over all steps.
 
-Covered: every LSTM variant except ``fgr``, with peepholes, coupling, Greff's ablations
-and ``proj_size``; GRU (both reset modes); RNN (tanh, relu); float32 and float64;
-variable lengths, stacked and bidirectional; bfloat16 under ``torch.autocast("cpu")`` with the
-input projection in bf16 and the recurrence in float32 (see ``function.run``). The reference loop keeps ``fgr``, layer
-norm, recurrent dropout, zoneout, ``return_internals`` and other dtypes/devices.
+Covered: every registered LSTM variant, with peepholes, coupling, Greff's ablations (``fgr``
+included: see ``function.fgr_weight``) and ``proj_size``; GRU (both reset modes); RNN (tanh,
+relu); float32 and float64; variable lengths, stacked and bidirectional; recurrent dropout and
+zoneout (not with ``fgr``); bfloat16 under ``torch.autocast("cpu")`` with the input projection in
+bf16 and the recurrence in float32 (see ``function.run``). The reference loop keeps layer norm,
+``fgr`` with recurrent dropout or zoneout, MUT1-3, depth-gated layers, ``return_internals`` and
+other dtypes/devices.
 
 Large float32 products go to oneDNN (AVX-512 here, ~2.5x MKL's AVX2 sgemm on this AMD CPU)
 through ATen's prepacked ``mkldnn::_linear_pointwise``: the per-step recurrent product from
