@@ -246,8 +246,9 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
   const T *ZH = ptr<T>(p.zh), *ZC = ptr<T>(p.zc);
   T *Y = ptr<T>(out), *Hs = ptr<T>(h), *Cs = ptr<T>(c), *Z = ptr<T>(zr), *Hin = ptr<T>(hin);
   Tensor cprev = ZC ? at::empty({B, H}, o) : Tensor();  // zoneout of C: C_{t-1} while C_t is computed
-  const OneDnn dnn(p.whh, B, bf16);
-  const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, GH, PW, true, B);  // h W_hhᵀ below oneDNN's size
+  const bool splittable = !proj && !ZH && !ZC && unit_splittable<T>(H);  // forward_split may run
+  const OneDnn dnn(p.whh, B, bf16, splittable);
+  const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, GH, PW, true, B, splittable);  // h W_hhᵀ below oneDNN's size
   const Panels<T> pr = proj ? Panels<T>(Wr, P, H, true, B) : Panels<T>();      // m W_hrᵀ
   if constexpr (std::is_same<T, float>::value) {
     if (const int64_t nt = proj && !ZH && !ZC && !Mask && !fgr ? split_threads_proj<T>(pk, pr, H, P, B) : 1; nt > 1) {
@@ -318,8 +319,9 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
   Tensor dht = ZH ? at::empty({B, P}, o) : Tensor(), carry_h = ZH ? at::empty({B, P}, o) : Tensor();
   Tensor carry_c = ZC ? at::empty({B, H}, o) : Tensor();
   T *DH = ptr<T>(dh), *DC = ptr<T>(dc), *DZ = ptr<T>(dz);
-  const OneDnn dnn(p.whh.t(), B, bf16);  // y = dz (W_hhᵀ)ᵀ on oneDNN for large float32 steps
-  const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, PW, GH, false, B);  // dz W_hh
+  const bool splittable = !proj && !ZH && !ZC && unit_splittable<T>(H);  // backward_split may run
+  const OneDnn dnn(p.whh.t(), B, bf16, splittable);  // y = dz (W_hhᵀ)ᵀ on oneDNN for large float32 steps
+  const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, PW, GH, false, B, splittable);  // dz W_hh
   const Panels<T> pr = proj ? Panels<T>(Wr, H, P, false, B) : Panels<T>();      // ∂L/∂h W_hr
   int64_t nt = 1;
   if constexpr (std::is_same<T, float>::value) {
