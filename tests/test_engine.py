@@ -155,6 +155,7 @@ def test_engine_matches_reference(ext, engine_calls, monkeypatch, gen, variant, 
 @pytest.mark.parametrize("variant,cfg", [
     ("lstm", {"proj_size": 2, "bidirectional": True}),
     ("peephole", {}), ("nig", {}), ("nfg", {}), ("nog", {}), ("niaf", {}), ("noaf", {}), ("cifg", {"proj_size": 2}),
+    ("fgr", {"proj_size": 2, "bidirectional": True}), ("fgr", {"cifg": True}),
     ("gru", {"bidirectional": True}), ("gru", {"reset_after": False, "bias": False}),
     ("rnn", {"num_layers": 2}), ("rnn", {"nonlinearity": "relu"}),
 ])
@@ -179,7 +180,7 @@ def test_gradcheck_through_engine(ext, engine_calls, monkeypatch, gen, variant, 
 
 
 @pytest.mark.parametrize("variant,cfg", [("lstm", {"proj_size": 3, "num_layers": 2}), ("gru", {"reset_after": False}),
-                                         ("rnn", {"bidirectional": True})])
+                                         ("rnn", {"bidirectional": True}), ("fgr", {"num_layers": 2})])
 def test_no_grad_matches_and_keeps_nothing(ext, engine_calls, monkeypatch, gen, variant, cfg):
     monkeypatch.setenv("LSTMKIT_ENGINE", "1")
     m = _make(variant, cfg, torch.float32, gen)
@@ -194,8 +195,81 @@ def test_no_grad_matches_and_keeps_nothing(ext, engine_calls, monkeypatch, gen, 
     torch.testing.assert_close(out, out_grad.detach(), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("reverse", [False, True])
+def test_fgr_gate_state_through_engine(ext, gen, reverse):
+    """FGR's third state, the previous sigmoid gates a (B, S·H), which the layer API starts at zero
+    and does not return: a nonzero a_0 and a loss on a_n, engine against the reference step in
+    float64, then gradcheck of every input and parameter including ``weight_gr``."""
+    from lstmkit.layers.loop import run_direction
+    spec = lstmkit.get_variant("fgr").spec
+    m = _make("fgr", {"proj_size": 3}, torch.float64, gen, input_size=3, hidden_size=4)
+    p = {k: v.detach() for k, v in m._params()[0][0].items()}
+    batch_sizes = [3, 3, 2, 1]
+    xw = spec.input_projection(torch.randn(sum(batch_sizes), 3, generator=gen, dtype=torch.float64), p)
+    state = tuple(torch.randn(3, w, generator=gen, dtype=torch.float64) for w in spec.state_widths(4, 3))
+    names = list(p)
+
+    def run(fn, xw, *tensors):
+        st, params = tensors[:3], dict(zip(names, tensors[3:]))
+        out, final = fn(spec, params, xw, batch_sizes, st, reverse=reverse)
+        return (out, *final)
+
+    def engine_run(spec, params, xw, batch_sizes, st, reverse):
+        return function.run(ext, spec, params, xw, batch_sizes, st, reverse)
+
+    def reference_run(spec, params, xw, batch_sizes, st, reverse):
+        out, final, _ = run_direction(spec, params, xw, batch_sizes, st, reverse=reverse)
+        return out, final
+
+    inputs = [t.clone().requires_grad_(True) for t in (xw, *state, *p.values())]
+    got, ref = run(engine_run, *inputs), run(reference_run, *inputs)
+    assert len(got) == 4 and got[3].shape == (3, 3 * 4)
+    for g, r in zip(got, ref):
+        torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda *t: run(engine_run, *t), inputs, eps=1e-6, atol=1e-7, rtol=1e-5)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_fgr_gate_state_with_unit_split_threads(ext, gen, reverse):
+    """The same in float32 with H = 64 and 2 threads, where each thread owns some units of h and of
+    every a-block (forward_split / backward_split in csrc/lstm.cpp): engine against the reference
+    step in outputs, final states and the gradients of everything."""
+    from lstmkit.layers.loop import run_direction
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        spec = lstmkit.get_variant("fgr").spec
+        m = _make("fgr", {}, torch.float32, gen, input_size=5, hidden_size=64)
+        with torch.no_grad():
+            for q in m.parameters():
+                q.mul_(0.2)  # moderate weights: randn * 0.5 saturates every gate at H = 64
+        p = {k: v.detach() for k, v in m._params()[0][0].items()}
+        batch_sizes = [36] * 3 + [20, 7]  # 2·36·256·256 ≈ 4.7 MFLOP per full step: split, on the panels
+        xw = spec.input_projection(torch.randn(sum(batch_sizes), 5, generator=gen), p)
+        state = tuple(torch.randn(36, w, generator=gen) * 0.5 for w in spec.state_widths(64, 0))
+        weights = [torch.randn(t.shape, generator=gen) for t in (xw[:, :64], *state)]
+
+        def grads(run):
+            inputs = [t.clone().requires_grad_(True) for t in (xw, *state, *p.values())]
+            out, final = run(spec, dict(zip(p, inputs[4:])), inputs[0], batch_sizes, tuple(inputs[1:4]))
+            loss = sum((a * w).sum() for a, w in zip((out, *final), weights))
+            loss.backward()
+            return [out.detach(), *(f.detach() for f in final), *(t.grad for t in inputs)]
+
+        got = grads(lambda *a: function.run(ext, *a, reverse))
+        ref = grads(lambda *a: run_direction(*a, reverse=reverse)[:2])
+        for i, (g, r) in enumerate(zip(got, ref)):
+            if r is None:  # weight_ih and bias_ih: xw is given, so they get no gradient on either path
+                assert g is None
+                continue
+            assert_close_scaled(g, r, f"tensor {i}")
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("variant,kwargs,why", [
-    ("fgr", {}, "fgr"),
+    ("fgr", {"recurrent_dropout": 0.3}, "fgr with recurrent dropout"),
+    ("fgr", {"zoneout": 0.2}, "fgr with zoneout"),
     ("lstm", {"layer_norm": True}, "layer norm"),
     ("gru", {"layer_norm": True}, "layer norm"),
     ("lstm", {"return_internals": True}, "return_internals"),

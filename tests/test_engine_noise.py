@@ -94,7 +94,8 @@ def test_gradcheck_with_masks_through_engine(ext, engine_calls, monkeypatch, gen
     assert engine_calls, "the engine did not run"
 
 
-@pytest.mark.parametrize("variant,dropout", [(v, d) for v in ("lstm", "peephole", "cifg", "nog", "gru") for d in (0.0, 0.3)])
+@pytest.mark.parametrize("variant,dropout", [(v, d) for v in ("lstm", "peephole", "cifg", "nog", "gru") for d in (0.0, 0.3)]
+                         + [("fgr", 0.0)])
 def test_unit_split_threads_match_reference(ext, engine_calls, monkeypatch, gen, variant, dropout):
     """Steps of at least 1 MFLOP with H a multiple of 32 run on threads that each own some hidden
     units (forward_split / backward_split in csrc/lstm.cpp and csrc/gru.cpp): unequal lengths in

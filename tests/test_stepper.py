@@ -25,7 +25,7 @@ CONFIGS = [
     ("cifg_nopeep", {"cifg": True, "peepholes": ()}),  # LSTM, a structure no registered variant has
 ]
 _ONLY = {"proj": "lstm", "reset_before": "gru", "relu": "rnn", "cifg_nopeep": "lstm"}
-COVERED = [v for v in lstmkit.variants() if function.supports(lstmkit.get_variant(v).spec)]
+COVERED = [v for v in lstmkit.variants() if function.supports_streaming(lstmkit.get_variant(v).spec)]
 
 
 def _cases():

@@ -47,17 +47,20 @@ def gates_of(name: str) -> int:
     return len(lstmkit.get_variant(name.split()[0].split("/")[0]).spec.gates)
 
 
-def forward_flops(T, B, I, H, G, P=0) -> float:
-    return 2.0 * T * B * G * H * (I + (P or H)) + (2.0 * T * B * H * P if P else 0.0)
+def forward_flops(T, B, I, H, G, P=0, S=0) -> float:
+    """A layer's forward FLOPs; S: FGR's sigmoid gates, whose S·H x S·H gate recurrence adds its product."""
+    return (2.0 * T * B * G * H * (I + (P or H)) + (2.0 * T * B * H * P if P else 0.0)
+            + 2.0 * T * B * (S * H) ** 2)
 
 
 class Candidate:
     """A named module + how to call it, with the env the engine switch needs."""
 
     def __init__(self, name, module, engine_mode=None, gates=4, proj=0, family="lstm", layers=1,
-                 reference_only=False):
+                 reference_only=False, gate_recurrence=0):
         self.name, self.module, self.engine_mode = name, module, engine_mode
         self.gates, self.proj, self.family = gates, proj, family
+        self.gate_recurrence = gate_recurrence  # FGR: the number of sigmoid gates that recur
         self.layers = layers  # FLOPs are counted per layer
         self.reference_only = reference_only  # a structure the engine has no kernel for (no target)
 
@@ -80,6 +83,7 @@ def candidates(I: int, H: int, with_reference: bool) -> list[Candidate]:
         Candidate("peephole", lstmkit.LSTM(I, H, variant="peephole"), "1"),
         Candidate("cifg", lstmkit.LSTM(I, H, variant="cifg"), "1", gates=3),
         Candidate("nog", lstmkit.LSTM(I, H, variant="nog"), "1", gates=3),
+        Candidate("fgr", lstmkit.LSTM(I, H, variant="fgr"), "1", gate_recurrence=3),
         Candidate("nn.LSTM proj", torch.nn.LSTM(I, H, proj_size=P), proj=P),
         Candidate("lstm proj", lstmkit.LSTM(I, H, proj_size=P), "1", proj=P),
         Candidate("nn.GRU", torch.nn.GRU(I, H), gates=3, family="gru"),
@@ -228,7 +232,7 @@ def run(shapes, reps: int, warmup: int, reference_up_to: int, stream_sizes=STREA
             base = statistics.median(times["nn.LSTM"])
             for c in cands:
                 med = statistics.median(times[c.name])
-                fl = forward_flops(T, B, I, H, c.gates, c.proj) * (3 if train else 1) * c.layers
+                fl = forward_flops(T, B, I, H, c.gates, c.proj, c.gate_recurrence) * (3 if train else 1) * c.layers
                 row = {"shape": [T, B, I, H], "mode": mode, "name": c.name, "ms": med * 1e3,
                        "ratio": med / base, "gflops": fl / med / 1e9,
                        "spread_ms": [min(times[c.name]) * 1e3, max(times[c.name]) * 1e3]}
@@ -252,8 +256,9 @@ def target_for(c: Candidate, T: int, B: int, I: int, H: int):
         return TARGETS[c.family]
     if c.name == "lstm":
         return TARGETS["lstm"]
-    # Other variants: 1.15x nn.LSTM scaled by their FLOP ratio to lstm (peepholes count as nothing).
-    return VARIANT_SLACK * forward_flops(T, B, I, H, c.gates, c.proj) / forward_flops(T, B, I, H, 4)
+    # Other variants: 1.15x nn.LSTM scaled by their FLOP ratio to lstm (peepholes count as nothing;
+    # fgr's gate recurrence adds its S·H x S·H product).
+    return VARIANT_SLACK * forward_flops(T, B, I, H, c.gates, c.proj, c.gate_recurrence) / forward_flops(T, B, I, H, 4)
 
 
 def table(results: dict) -> str:

@@ -7,16 +7,19 @@ and one fused, vectorised pointwise pass templated on the variant's structure; u
 ``no_grad`` it keeps nothing for backward. Backward walks time in reverse, computing the
 pre-activation gradients per step and the weight gradients as GEMMs over all steps.
 
-Covered: every LSTM variant except ``fgr``, with peepholes, coupling, Greff's ablations
-and ``proj_size``; GRU (both reset modes); RNN (tanh, relu); float32 and float64;
-variable lengths, stacked and bidirectional; bfloat16 under ``torch.autocast("cpu")`` with the
-input projection in bf16 and the recurrence in float32 (see ``function.run``). The reference loop keeps ``fgr``, layer
-norm, recurrent dropout, zoneout, ``return_internals`` and other dtypes/devices.
+Covered: every registered LSTM variant, with peepholes, coupling, Greff's ablations (``fgr``
+included: see ``function.fgr_weight``) and ``proj_size``; GRU (both reset modes); RNN (tanh,
+relu); float32 and float64; variable lengths, stacked and bidirectional; recurrent dropout and
+zoneout (not with ``fgr``); bfloat16 under ``torch.autocast("cpu")`` with the input projection in
+bf16 and the recurrence in float32 (see ``function.run``). The reference loop keeps layer norm,
+``fgr`` with recurrent dropout or zoneout, MUT1-3, depth-gated layers, ``return_internals`` and
+other dtypes/devices.
 
 Large float32 products go to oneDNN (AVX-512 here, ~2.5x MKL's AVX2 sgemm on this AMD CPU)
 through ATen's prepacked ``mkldnn::_linear_pointwise``: the per-step recurrent product from
-8 MFLOP per step (below that its ~20 µs per call loses to MKL), the LSTM's and RNN's ∂h product
-in backward by the same rule, and the input projection under ``no_grad``.
+8 MFLOP per step (below that its ~20 µs per call loses to the panel kernel; from 20 MFLOP where
+the loop can split the hidden units over threads), the LSTM's and RNN's ∂h product in backward
+by the same rule, and the input projection under ``no_grad``.
 ``LSTMKIT_ONEDNN=0`` keeps everything on MKL; ``LSTMKIT_ONEDNN_MIN_FLOPS`` moves
 the threshold. :mod:`lstmkit.engine.stream` is the streaming stepper (``lstmkit.Stepper``).
 
@@ -110,7 +113,8 @@ def direction_runner(spec, x: torch.Tensor, *, zoneout: bool, record: bool, recu
     return run_direction
 
 
-# Per-step products of at least this many FLOPs go to oneDNN (kOneDnnMinFlops in csrc/common.h).
+# Per-step products of at least this many FLOPs go to oneDNN (kOneDnnMinFlops in csrc/common.h;
+# loops that can split the hidden units over threads keep the panel kernel up to kOneDnnSplitMinFlops).
 ONEDNN_MIN_FLOPS = 8e6
 # A whole-sequence float32 input projection goes to oneDNN (under no_grad) from this size: with the
 # weight reordered on every call it lost to MKL's F.linear at 3200x64->256 (0.75 against 0.53 ms,

@@ -24,11 +24,11 @@ PARAMS = {
 
 
 def supports_recurrent_dropout(spec) -> bool:
-    return "h_mask" in PARAMS.get(spec.family, ())
+    return "h_mask" in PARAMS.get(spec.family, ()) and not getattr(spec, "gate_recurrence", False)
 
 
 def supports_zoneout(spec) -> bool:
-    return "zone_h" in PARAMS.get(spec.family, ())
+    return "zone_h" in PARAMS.get(spec.family, ()) and not getattr(spec, "gate_recurrence", False)
 
 
 def _zone_tensor(z, n: int, width: int, dtype):
@@ -39,27 +39,33 @@ def _zone_tensor(z, n: int, width: int, dtype):
         return torch.full((n, width), z, dtype=dtype)
     return z.to(dtype).contiguous()
 
-# LSTM structure bits, as in csrc/lstm.cpp.
-_IG, _FG, _OG, _CPL, _IACT, _OACT = 1, 2, 4, 8, 16, 32
+# LSTM structure bits, as in csrc/lstm_cell.h.
+_IG, _FG, _OG, _CPL, _IACT, _OACT, _FGR = 1, 2, 4, 8, 16, 32, 64
 
 
 def supports(spec) -> bool:
     """Whether the engine computes this spec (the rest runs on the reference loop).
 
-    Specs marked ``reference_only`` (MUT1-3) and depth-gated LSTM layers have no kernel here.
+    Specs marked ``reference_only`` (MUT1-3), depth-gated LSTM layers and layer norm have no kernel
+    here; FGR runs without recurrent dropout or zoneout (``supports_*`` below).
     """
     if getattr(spec, "reference_only", False) or getattr(spec, "depth_gate", False):
         return False
     if spec.family == "lstm":
-        return not (spec.gate_recurrence or spec.layer_norm)
+        return not spec.layer_norm
     return spec.family in ("gru", "rnn") and not spec.layer_norm
+
+
+def supports_streaming(spec) -> bool:
+    """Whether the C++ stepper (csrc/stream.cpp) covers this spec: FGR steps on the reference step."""
+    return supports(spec) and not getattr(spec, "gate_recurrence", False)
 
 
 def flags(spec) -> int:
     if spec.family == "lstm":
         return ((_IG if spec.input_gate else 0) | (_FG if spec.forget_gate else 0) | (_OG if spec.output_gate else 0)
                 | (_CPL if spec.coupled else 0) | (_IACT if spec.input_activation else 0)
-                | (_OACT if spec.output_activation else 0))
+                | (_OACT if spec.output_activation else 0) | (_FGR if spec.gate_recurrence else 0))
     if spec.family == "gru":
         return int(spec.reset_after)
     return int(spec.nonlinearity == "relu")
@@ -105,6 +111,26 @@ class Direction(torch.autograd.Function):
         return (None, None, d_xw, None, *d_states, *d_params)
 
 
+def fgr_weight(spec, p: dict) -> torch.Tensor:
+    """FGR's recurrent weight as the engine takes it: ``[W_hh | R]``, (G·H, P + S·H).
+
+    R holds ``weight_gr`` (S·H, S·H) in the rows of the sigmoid gates and zeros in the rows of
+    C̃ (which sees no gate recurrence), so one product of ``[h_{t-1}, a_{t-1}]`` gives both terms
+    of the reference step. Built with differentiable ops: autograd splits the engine's gradient
+    of it back into ``weight_hh`` and ``weight_gr``.
+    """
+    w, wgr = p["weight_hh"], p["weight_gr"]
+    H = w.shape[0] // len(spec.gates)
+    blocks, k = [], 0
+    for g in spec.gates:
+        if g == "g":
+            blocks.append(wgr.new_zeros(H, wgr.shape[1]))
+        else:
+            blocks.append(wgr[k * H:(k + 1) * H])
+            k += 1
+    return torch.cat([w, torch.cat(blocks)], dim=1)
+
+
 def run(ext, spec, p: dict, xw, batch_sizes, state: tuple, reverse: bool, bf16: bool = False, h_mask=None,
         zone=None):
     """One layer-direction through the engine: (out, final state tuple).
@@ -120,6 +146,13 @@ def run(ext, spec, p: dict, xw, batch_sizes, state: tuple, reverse: bool, bf16: 
     outweigh its speed.
     """
     dtype = p["weight_hh"].dtype
+    fgr = spec.family == "lstm" and spec.gate_recurrence
+    if fgr:  # the previous sigmoid gates a_{t-1} travel with h_{t-1}: the engine's state is ([h, a], C)
+        if h_mask is not None or zone is not None:
+            raise ValueError("the engine runs FGR without recurrent dropout or zoneout")
+        p = {**p, "weight_hh": fgr_weight(spec, p)}
+        width_h = state[0].shape[1]
+        state = (torch.cat([state[0], state[2]], dim=1), state[1])
     cfg = Config(spec.family, flags(spec), list(batch_sizes), reverse, bf16 and dtype == torch.float32)
     if h_mask is not None and not supports_recurrent_dropout(spec):
         raise ValueError(f"the engine has no recurrent dropout for the {spec.family} family")
@@ -136,6 +169,8 @@ def run(ext, spec, p: dict, xw, batch_sizes, state: tuple, reverse: bool, bf16: 
     with torch.autocast("cpu", enabled=False):
         if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
             out, *finals = Direction.apply(ext, cfg, xw, len(states), *states, *params)
-            return out, tuple(finals)
-        out, finals, _ = forward(ext, cfg, xw, states, params, False)  # no_grad: nothing kept for backward
-    return out, finals
+        else:
+            out, finals, _ = forward(ext, cfg, xw, states, params, False)  # no_grad: nothing kept for backward
+    if fgr:  # ([h, a], C) -> (h, C, a), the reference step's state
+        return out, (finals[0][:, :width_h], finals[1], finals[0][:, width_h:])
+    return out, tuple(finals)

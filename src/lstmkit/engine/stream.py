@@ -58,7 +58,7 @@ class Stepper:
             raise ValueError(f"Stepper: batch_size must be >= 1; got {batch_size}")
         self.module, self.batch_size, self.spec = module, int(batch_size), module.spec
         first = next(module.parameters())
-        covered = (function.supports(self.spec) and not any(module.zoneout) and not getattr(module, "depth_gate", False) and first.device.type == "cpu"
+        covered = (function.supports_streaming(self.spec) and not any(module.zoneout) and not getattr(module, "depth_gate", False) and first.device.type == "cpu"
                    and first.dtype in (torch.float32, torch.float64))
         if engine is False or engine_mod.mode() == "off" or not covered:
             ext = None

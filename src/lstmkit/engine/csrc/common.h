@@ -65,9 +65,14 @@ inline void gemm_nn(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, co
 // float32 products of at least kOneDnnMinFlops per step (measured crossover: benchmarks/speed.py's
 // GEMM section; LSTMKIT_ONEDNN_MIN_FLOPS overrides, LSTMKIT_ONEDNN=0 turns it off).
 constexpr double kOneDnnMinFlops = 8e6;
-inline double onednn_min_flops() {  // LSTMKIT_ONEDNN_MIN_FLOPS overrides kOneDnnMinFlops
+// Steps the unit-split threads can take (unit_splittable in panels.h) stay on the panel kernel up to
+// this size: A/B on 2 threads (2026-11-22, ratios to nn.LSTM in one run), split panels against
+// oneDNN: lstm (100,16,256,256), 8.4 MFLOP per step, train 1.01 vs 1.18, infer 1.21 vs 1.51;
+// (100,32,256,256), 16.8 MFLOP, infer lstm 1.21 vs 1.28 and gru 0.86 vs 0.95; even at 33.5 MFLOP.
+constexpr double kOneDnnSplitMinFlops = 2e7;
+inline double onednn_min_flops(bool splittable = false) {  // LSTMKIT_ONEDNN_MIN_FLOPS overrides both
   const char* min = std::getenv("LSTMKIT_ONEDNN_MIN_FLOPS");
-  return min && *min ? std::atof(min) : kOneDnnMinFlops;
+  return min && *min ? std::atof(min) : (splittable ? kOneDnnSplitMinFlops : kOneDnnMinFlops);
 }
 inline bool onednn_allowed() {
   const char* off = std::getenv("LSTMKIT_ONEDNN");
@@ -83,9 +88,10 @@ struct OneDnn {
   bool bf16 = false;  // wp and each call's input in bfloat16
   OneDnn() = default;
   // For y (n, N) = x (n, K) Wᵀ with W (N, K) and up to `batch` rows per call.
-  OneDnn(const Tensor& W, int64_t batch, bool bf16_products = false) {
+  // `splittable`: the caller's loop could run on unit-split threads (a higher threshold).
+  OneDnn(const Tensor& W, int64_t batch, bool bf16_products = false, bool splittable = false) {
     if (!W.defined() || W.scalar_type() != at::kFloat || !linear() || !reorder() || !onednn_allowed()) return;
-    if (2.0 * batch * W.size(0) * W.size(1) < onednn_min_flops()) return;
+    if (2.0 * batch * W.size(0) * W.size(1) < onednn_min_flops(splittable)) return;
     bf16 = bf16_products;
     torch::jit::Stack st{bf16 ? W.to(at::kBFloat16).contiguous() : W.contiguous(), c10::IValue(batch)};
     reorder()->callBoxed(&st);

@@ -147,11 +147,12 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
   const T *X = ptr<T>(xw), *W = ptr<T>(p.whh), *bias = ptr<T>(p.bhh);
   T *Y = ptr<T>(out), *Hs = ptr<T>(h), *Z = ptr<T>(zr);
   const int64_t ldz = zr.size(1);
-  const OneDnn dnn(reset_after ? p.whh : p.whh.narrow(0, 0, 2 * H), B, bf16);  // reset_before: U_rz here
-  const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, ldz, H, true, B);
-  const Panels<T> pn = reset_after ? Panels<T>() : Panels<T>(W + 2 * H * H, H, H, true, B);  // U_n (r⊙h)
   // Recurrent dropout (Gal & Ghahramani): h_{t-1} ⊙ mask enters U; the interpolation with z uses h_{t-1}.
   const T *Mask = ptr<T>(p.hmask), *ZH = ptr<T>(p.zh);
+  const bool splittable = reset_after && !Mask && !ZH && unit_splittable<T>(H);  // forward_split may run
+  const OneDnn dnn(reset_after ? p.whh : p.whh.narrow(0, 0, 2 * H), B, bf16, splittable);  // reset_before: U_rz
+  const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, ldz, H, true, B, splittable);
+  const Panels<T> pn = reset_after ? Panels<T>() : Panels<T>(W + 2 * H * H, H, H, true, B);  // U_n (r⊙h)
   Tensor hinb = Mask ? at::empty({B, H}, o) : h;                   // what enters U this step
   Tensor hw = Mask && train ? at::empty({N, H}, o) : Tensor();     // ... per row, for ∂U
   T* Hin = ptr<T>(hinb);
@@ -237,7 +238,8 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
   const Tensor zeros = ZH ? at::zeros({N, H}, o) : Tensor();  // with zoneout the pass reads ∂L/∂h_t from DH alone
   const T* GYp = ZH ? ptr<T>(zeros) : GY;
   Tensor dhin = Mask ? at::empty({B, H}, o) : Tensor();  // with dropout: ∂L/∂(h_{t-1} ⊙ mask), masked into DH
-  const Panels<T> pb(W, H, reset_after ? G : 2 * H, false, B);                   // (dr, dz, dn⊙r) U, or (dr, dz) U_rz
+  const Panels<T> pb(W, H, reset_after ? G : 2 * H, false, B,  // (dr, dz, dn⊙r) U, or (dr, dz) U_rz
+                     reset_after && !Mask && !ZH && unit_splittable<T>(H));  // backward_split may run
   const Panels<T> pbn = reset_after ? Panels<T>() : Panels<T>(W + 2 * H * H, H, H, false, B);  // dn U_n
   const V one(T(1));
   int64_t nt = 1;

@@ -44,13 +44,16 @@ int64_t split_threads(const Panels<T>& pk, int64_t H, int64_t B, bool proj) {
   return proj ? 1 : unit_split_threads<T>(pk, H, B);
 }
 
+// FGR: h is [h, a] (width PW = pk.K), and each thread also writes its units' columns of every
+// a-block (its units' sigmoid gates); Gates must then be given (training: saved; inference: scratch).
 template <typename T, typename Fl>
 void forward_split(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t nt, const Panels<T>& pk,
                    const T* X, const T* h0, const T* bias, const T* pi, const T* pf, const T* po, const T* Mask,
-                   T* Y, T* Hfinal, T* Cs, T* Z, T* HP, T* CP, T* CS, T* Gates, int64_t B, int64_t H) {
-  const int64_t GH = pk.N, G = GH / H, U = H / Panels<float>::NR, NR = Panels<float>::NR;
-  std::vector<T> hbuf(2 * B * H), hinb(Mask ? 2 * B * H : 0);
-  std::copy(h0, h0 + B * H, hbuf.data());
+                   T* Y, T* Hfinal, T* Cs, T* Z, T* HP, T* CP, T* CS, T* Gates, int64_t B, int64_t H, bool fgr) {
+  const int64_t GH = pk.N, G = GH / H, U = H / Panels<float>::NR, NR = Panels<float>::NR, PW = pk.K;
+  const int64_t nblk = PW / H;  // h, then (FGR) the a-blocks
+  std::vector<T> hbuf(2 * B * PW), hinb(Mask ? 2 * B * H : 0), gbuf(fgr && !Gates ? B * GH : 0);
+  std::copy(h0, h0 + B * PW, hbuf.data());
   if (Mask) mask_rows(hinb.data(), h0, Mask, B, H);
 #pragma omp parallel num_threads(nt)
   {
@@ -58,19 +61,26 @@ void forward_split(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t n
     const int64_t j0 = up0 * NR, j1 = up1 * NR;  // this thread's hidden units
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
-      const T* hcur = hbuf.data() + (s & 1) * B * H;
-      T* hnext = hbuf.data() + ((s + 1) & 1) * B * H;
+      const T* hcur = hbuf.data() + (s & 1) * B * PW;
+      T* hnext = hbuf.data() + ((s + 1) & 1) * B * PW;
       const T* in = Mask ? hinb.data() + (s & 1) * B * H : hcur;  // what enters W_hh
-      if (HP) for (int64_t r = 0; r < n; ++r) std::copy(in + r * H + j0, in + r * H + j1, HP + (r0 + r) * H + j0);
-      for (int64_t g = 0; g < G; ++g) pk.run(g * U + up0, g * U + up1, n, in, H, Z, GH, false);
+      if (HP)
+        for (int64_t r = 0; r < n; ++r)
+          for (int64_t k = 0; k < nblk; ++k)
+            std::copy(in + r * PW + k * H + j0, in + r * PW + k * H + j1, HP + (r0 + r) * PW + k * H + j0);
+      for (int64_t g = 0; g < G; ++g) pk.run(g * U + up0, g * U + up1, n, in, PW, Z, GH, false);
       for (int64_t r = 0; r < n; ++r) {
         const int64_t row = r0 + r;
+        T* gates = Gates ? Gates + row * GH : (fgr ? gbuf.data() + r * GH : nullptr);
         fwd_row<T>(fl, L, H, j0, j1, X + row * GH, Z + r * GH, bias, pi, pf, po, Cs + r * H,
-                   CP ? CP + row * H : nullptr, CS ? CS + row * H : nullptr, Gates ? Gates + row * GH : nullptr,
-                   Y + row * H);
-        std::copy(Y + row * H + j0, Y + row * H + j1, hnext + r * H + j0);
+                   CP ? CP + row * H : nullptr, CS ? CS + row * H : nullptr, gates, Y + row * H);
+        std::copy(Y + row * H + j0, Y + row * H + j1, hnext + r * PW + j0);
+        for (int64_t b = 0, k = 1; fgr && b < G; ++b)  // a_t: the sigmoid gate blocks, in order
+          if (b != L.gg) std::copy(gates + b * H + j0, gates + b * H + j1, hnext + r * PW + (k++) * H + j0);
       }
-      for (int64_t r = n; r < B; ++r) std::copy(hcur + r * H + j0, hcur + r * H + j1, hnext + r * H + j0);
+      for (int64_t r = n; r < B; ++r)
+        for (int64_t k = 0; k < nblk; ++k)
+          std::copy(hcur + r * PW + k * H + j0, hcur + r * PW + k * H + j1, hnext + r * PW + k * H + j0);
       if (Mask) {
         T* inext = hinb.data() + ((s + 1) & 1) * B * H;
         for (int64_t r = 0; r < B; ++r)
@@ -79,17 +89,19 @@ void forward_split(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t n
 #pragma omp barrier
     }
   }
-  std::copy(hbuf.data() + (st.T & 1) * B * H, hbuf.data() + (st.T & 1) * B * H + B * H, Hfinal);
+  std::copy(hbuf.data() + (st.T & 1) * B * PW, hbuf.data() + (st.T & 1) * B * PW + B * PW, Hfinal);
 }
 
 // The backward counterpart: each thread computes dz for its units' gate columns, then (after a
 // barrier: the product needs every column of dz) ∂L/∂h_{t-1} for its units, which is all its next
-// pointwise pass reads, so again one barrier per step.
+// pointwise pass reads, so again one barrier per step. FGR: DH is ∂L/∂[h, a] (width PW = pk.N), and
+// each thread computes its units' columns of every block.
 template <typename T, typename Fl>
 void backward_split(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t nt, const Panels<T>& pk,
                     const T* GY, const T* G, const T* CS, const T* CP, const T* pi, const T* pf, const T* po,
-                    const T* Mask, T* DH, T* DC, T* DZ, int64_t H) {
+                    const T* Mask, T* DH, T* DC, T* DZ, int64_t H, bool fgr) {
   const int64_t gh = pk.K, U = H / Panels<float>::NR, NR = Panels<float>::NR;  // gh = G·H
+  const int64_t PW = pk.N, nblk = PW / H;
 #pragma omp parallel num_threads(nt)
   {
     const int64_t tid = omp_get_thread_num(), up0 = tid * U / nt, up1 = (tid + 1) * U / nt;
@@ -98,11 +110,12 @@ void backward_split(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t 
       const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
       for (int64_t r = 0; r < n; ++r) {
         const int64_t row = r0 + r;
-        bwd_row<T>(fl, L, H, GY + row * H, DH + r * H, DC + r * H, G + row * gh, CS + row * H, CP + row * H, pi, pf,
-                   po, DZ + row * gh, j0, j1);
+        bwd_row<T>(fl, L, H, GY + row * H, DH + r * PW, DC + r * H, G + row * gh, CS + row * H, CP + row * H, pi,
+                   pf, po, DZ + row * gh, j0, j1, fgr ? DH + r * PW + H : nullptr);
       }
 #pragma omp barrier
-      pk.run(up0, up1, n, DZ + r0 * gh, gh, DH, H, false);  // ∂L/∂h_{t-1} = dz W_hh, this thread's units
+      for (int64_t k = 0; k < nblk; ++k)  // ∂L/∂h_{t-1} (and ∂L/∂a_{t-1}) = dz W_hh, this thread's units
+        pk.run(k * U + up0, k * U + up1, n, DZ + r0 * gh, gh, DH, PW, false);
       if (Mask)
         for (int64_t r = 0; r < n; ++r)
           for (int64_t j = j0; j < j1; ++j) DH[r * H + j] *= Mask[r * H + j];
@@ -189,21 +202,36 @@ void backward_split_proj(const Fl& fl, const Layout<Fl>& L, const Steps& st, int
   }
 }
 
+// FGR (Greff's full gate recurrence): the gates also see a_{t-1}, the previous step's sigmoid gates
+// (S·H = G·H − H columns: the gate blocks without g's). The skeleton carries h as [h_t, a_t], of
+// width PW = P + S·H, and Python passes W_hh as [W_hh | W_gr placed in the sigmoid gates' rows]
+// (engine/function.py), so one product per step covers both and backward's dz W_hh also yields
+// ∂L/∂a_{t-1}. Without FGR, PW = P.
+template <typename T>
+void fgr_input(T* hin, const T* h, const T* gates, int64_t P, int64_t GH, int64_t H, int64_t gg) {
+  std::copy(h, h + P, hin);
+  std::copy(gates, gates + gg * H, hin + P);
+  std::copy(gates + (gg + 1) * H, gates + GH, hin + P + gg * H);
+}
+
 template <typename T, typename Fl>
-std::vector<Tensor> forward_impl(const Fl& fl, const Steps& st, const Tensor& xw, const Tensor& h0,
+std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const Tensor& xw, const Tensor& h0,
                                  const Tensor& c0, const Params& p, bool train, bool bf16) {
   const Layout<Fl> L(fl);
-  const int64_t N = st.N, B = st.B, GH = xw.size(1), H = c0.size(1), P = h0.size(1);
+  const int64_t N = st.N, B = st.B, GH = xw.size(1), H = c0.size(1), PW = h0.size(1), P = fgr ? PW - (GH - H) : PW;
   const bool proj = p.whr.defined();
+  TORCH_CHECK(!fgr || !(p.hmask.defined() || p.zh.defined() || p.zc.defined()),
+              "the engine runs FGR without recurrent dropout or zoneout");
   const auto o = xw.options();
   Tensor out = at::empty({N, P}, o);
-  Tensor h = h0.contiguous().clone(), c = c0.contiguous().clone();  // running state, (B, P) and (B, H)
+  Tensor h = h0.contiguous().clone(), c = c0.contiguous().clone();  // running state, (B, PW) and (B, H)
   Tensor zr = at::empty({B, GH}, o);                                  // this step's W_hh h_{t-1}
   const bool drop = p.hmask.defined();
   Tensor hin = drop ? at::empty({B, P}, o) : h;  // what enters W_hh: h_{t-1} ⊙ mask with recurrent dropout
   Tensor hp, cp, cs, gates, m;  // for backward: h_{t-1}, C_{t-1}, C_t, gates and (LSTMP) m, per row
+  Tensor gbuf = fgr && !train ? at::empty({B, GH}, o) : Tensor();  // FGR inference: this step's gates
   if (train) {
-    hp = at::empty({N, P}, o);
+    hp = at::empty({N, PW}, o);
     cp = at::empty({N, H}, o);
     cs = at::empty({N, H}, o);
     gates = at::empty({N, GH}, o);
@@ -218,18 +246,19 @@ std::vector<Tensor> forward_impl(const Fl& fl, const Steps& st, const Tensor& xw
   const T *ZH = ptr<T>(p.zh), *ZC = ptr<T>(p.zc);
   T *Y = ptr<T>(out), *Hs = ptr<T>(h), *Cs = ptr<T>(c), *Z = ptr<T>(zr), *Hin = ptr<T>(hin);
   Tensor cprev = ZC ? at::empty({B, H}, o) : Tensor();  // zoneout of C: C_{t-1} while C_t is computed
-  const OneDnn dnn(p.whh, B, bf16);
-  const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, GH, P, true, B);  // h W_hhᵀ below oneDNN's size
+  const bool splittable = !proj && !ZH && !ZC && unit_splittable<T>(H);  // forward_split may run
+  const OneDnn dnn(p.whh, B, bf16, splittable);
+  const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, GH, PW, true, B, splittable);  // h W_hhᵀ below oneDNN's size
   const Panels<T> pr = proj ? Panels<T>(Wr, P, H, true, B) : Panels<T>();      // m W_hrᵀ
   if constexpr (std::is_same<T, float>::value) {
-    if (const int64_t nt = proj && !ZH && !ZC && !Mask ? split_threads_proj<T>(pk, pr, H, P, B) : 1; nt > 1) {
+    if (const int64_t nt = proj && !ZH && !ZC && !Mask && !fgr ? split_threads_proj<T>(pk, pr, H, P, B) : 1; nt > 1) {
       forward_split_proj<T>(fl, L, st, nt, pk, pr, X, ptr<T>(h0.contiguous()), bias, pi, pf, po, Y, Hs, Cs, Z,
                             ptr<T>(hp), ptr<T>(cp), ptr<T>(cs), ptr<T>(gates), ptr<T>(m), ptr<T>(mbuf), B, H, P);
       return {out, h, c, hp, cp, cs, gates, m};
     }
     if (const int64_t nt = ZH || ZC ? 1 : split_threads<T>(pk, H, B, proj); nt > 1) {
       forward_split<T>(fl, L, st, nt, pk, X, ptr<T>(h0.contiguous()), bias, pi, pf, po, Mask, Y, Hs, Cs, Z,
-                       ptr<T>(hp), ptr<T>(cp), ptr<T>(cs), ptr<T>(gates), B, H);
+                       ptr<T>(hp), ptr<T>(cp), ptr<T>(cs), ptr<T>(gates), B, H, fgr);
       return {out, h, c, hp, cp, cs, gates, m};
     }
   }
@@ -239,14 +268,15 @@ std::vector<Tensor> forward_impl(const Fl& fl, const Steps& st, const Tensor& xw
     // Training and inference make the very same BLAS calls on the same buffers (MKL's results can
     // depend on alignment), so with and without grad the outputs are bit-identical.
     if (drop) mask_rows(Hin, Hs, Mask, n, P);
-    if (train) copy_rows(ptr<T>(hp, r0 * P), Hin, n, P);  // ∂W_hh needs what entered the product
+    if (train) copy_rows(ptr<T>(hp, r0 * PW), Hin, n, PW);  // ∂W_hh needs what entered the product
     const T* Zs = step_gemm<T>(dnn, pk, zkeep, hin, n, Z);  // (n, G·H) = h_{t-1} W_hhᵀ
     T* M = proj ? ptr<T>(mbuf) : Y + r0 * P;
     if (ZC) copy_rows(ptr<T>(cprev), Cs, n, H);
+    T* Gs = train ? ptr<T>(gates, r0 * GH) : (fgr ? ptr<T>(gbuf) : nullptr);  // this step's gates, (n, GH)
     for_rows(n, GH, [&](int64_t r) {
       fwd_row<T>(fl, L, H, 0, H, X + (r0 + r) * GH, Zs + r * GH, bias, pi, pf, po, Cs + r * H,
                  train ? ptr<T>(cp, (r0 + r) * H) : nullptr, train ? ptr<T>(cs, (r0 + r) * H) : nullptr,
-                 train ? ptr<T>(gates, (r0 + r) * GH) : nullptr, M + r * H);
+                 Gs ? Gs + r * GH : nullptr, M + r * H);
     });
     if (proj) {
       pr.mm(n, M, H, Y + r0 * P, P);  // h_t = m W_hrᵀ
@@ -254,22 +284,27 @@ std::vector<Tensor> forward_impl(const Fl& fl, const Steps& st, const Tensor& xw
     }
     if (ZH) zone_rows(Y + r0 * P, Hs, ZH + r0 * P, n, P);  // Hs still holds h_{t-1}
     if (ZC) zone_rows(Cs, ptr<T>(cprev), ZC + r0 * H, n, H);
-    copy_rows(Hs, Y + r0 * P, n, P);
+    if (fgr) {
+      for (int64_t r = 0; r < n; ++r) fgr_input(Hs + r * PW, Y + (r0 + r) * P, Gs + r * GH, P, GH, H, L.gg);
+    } else {
+      copy_rows(Hs, Y + r0 * P, n, P);
+    }
   }
   return {out, h, c, hp, cp, cs, gates, m};
 }
 
 template <typename T, typename Fl>
-std::vector<Tensor> backward_impl(const Fl& fl, const Steps& st, const Tensor& grad_out, const Tensor& grad_hn,
+std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const Tensor& grad_out, const Tensor& grad_hn,
                                   const Tensor& grad_cn, const std::vector<Tensor>& saved, const Params& p,
                                   bool bf16) {
   const Layout<Fl> L(fl);
   const Tensor &hp = saved[0], &cp = saved[1], &cs = saved[2], &gates = saved[3], &m = saved[4];
-  const int64_t N = st.N, B = st.B, GH = gates.size(1), H = cs.size(1), P = hp.size(1);
+  const int64_t N = st.N, B = st.B, GH = gates.size(1), H = cs.size(1), PW = hp.size(1);
+  const int64_t P = fgr ? PW - (GH - H) : PW;  // PW: the recurrent input's width, [h, a] with FGR
   const bool proj = p.whr.defined();
   const auto o = gates.options();
   Tensor gy = grad_out.contiguous();
-  Tensor dh = grad_hn.contiguous().clone(), dc = grad_cn.contiguous().clone();  // ∂L/∂h_t, ∂L/∂C_t per sequence
+  Tensor dh = grad_hn.contiguous().clone(), dc = grad_cn.contiguous().clone();  // ∂L/∂h_t (FGR: [h, a]), ∂L/∂C_t
   Tensor dz = at::empty({N, GH}, o);                                          // = ∂L/∂xw
   Tensor dhall, dm;  // LSTMP: ∂L/∂h per row (for ∂W_hr) and this step's ∂L/∂m
   if (proj) {
@@ -284,18 +319,19 @@ std::vector<Tensor> backward_impl(const Fl& fl, const Steps& st, const Tensor& g
   Tensor dht = ZH ? at::empty({B, P}, o) : Tensor(), carry_h = ZH ? at::empty({B, P}, o) : Tensor();
   Tensor carry_c = ZC ? at::empty({B, H}, o) : Tensor();
   T *DH = ptr<T>(dh), *DC = ptr<T>(dc), *DZ = ptr<T>(dz);
-  const OneDnn dnn(p.whh.t(), B, bf16);  // y = dz (W_hhᵀ)ᵀ on oneDNN for large float32 steps
-  const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, P, GH, false, B);  // dz W_hh
+  const bool splittable = !proj && !ZH && !ZC && unit_splittable<T>(H);  // backward_split may run
+  const OneDnn dnn(p.whh.t(), B, bf16, splittable);  // y = dz (W_hhᵀ)ᵀ on oneDNN for large float32 steps
+  const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, PW, GH, false, B, splittable);  // dz W_hh
   const Panels<T> pr = proj ? Panels<T>(Wr, H, P, false, B) : Panels<T>();      // ∂L/∂h W_hr
   int64_t nt = 1;
   if constexpr (std::is_same<T, float>::value) {
-    if (proj && !ZH && !ZC && !Mask) {
+    if (proj && !ZH && !ZC && !Mask && !fgr) {
       nt = split_threads_proj<T>(pk, pr, H, P, B);
       if (nt > 1) backward_split_proj<T>(fl, L, st, nt, pk, pr, GY, G, CS, CP, pi, pf, po, DH, DC, DZ,
                                          ptr<T>(dhall), ptr<T>(dm), H, P);
     } else {
       nt = ZH || ZC ? 1 : split_threads<T>(pk, H, B, proj);
-      if (nt > 1) backward_split<T>(fl, L, st, nt, pk, GY, G, CS, CP, pi, pf, po, Mask, DH, DC, DZ, H);
+      if (nt > 1) backward_split<T>(fl, L, st, nt, pk, GY, G, CS, CP, pi, pf, po, Mask, DH, DC, DZ, H, fgr);
     }
   }
   for (int64_t s = nt > 1 ? -1 : st.T - 1; s >= 0; --s) {
@@ -311,20 +347,21 @@ std::vector<Tensor> backward_impl(const Fl& fl, const Steps& st, const Tensor& g
     if (ZC) unzone_rows(DC, ptr<T>(carry_c), ZC + r0 * H, n, H);
     if (proj) {
       T* dha = ptr<T>(dhall, r0 * P);
-      for (int64_t q = 0; q < n * P; ++q) dha[q] = dm2 ? dm1[q] + dm2[q] : dm1[q];
+      for (int64_t r = 0; r < n; ++r)
+        for (int64_t q = 0; q < P; ++q) dha[r * P + q] = dm2 ? dm1[r * P + q] + dm2[r * PW + q] : dm1[r * P + q];
       pr.mm(n, dha, P, ptr<T>(dm), H);  // ∂L/∂m = ∂L/∂h W_hr
       dm1 = ptr<T>(dm);
       dm2 = nullptr;
     }
     for_rows(n, GH, [&](int64_t r) {
       const int64_t row = r0 + r;
-      bwd_row<T>(fl, L, H, dm1 + r * (proj ? H : P), dm2 ? dm2 + r * P : nullptr, DC + r * H, G + row * GH,
-                 CS + row * H, CP + row * H, pi, pf, po, DZ + row * GH);
+      bwd_row<T>(fl, L, H, dm1 + r * (proj ? H : P), dm2 ? dm2 + r * PW : nullptr, DC + r * H, G + row * GH,
+                 CS + row * H, CP + row * H, pi, pf, po, DZ + row * GH, 0, H, fgr ? DH + r * PW + P : nullptr);
     });
     if (dnn.on()) {  // ∂L/∂h_{t-1} = dz W_hh
-      copy_rows(DH, dnn.mm(dz.narrow(0, r0, n)).data_ptr<T>(), n, P);
+      copy_rows(DH, dnn.mm(dz.narrow(0, r0, n)).data_ptr<T>(), n, PW);
     } else {
-      pk.mm(n, DZ + r0 * GH, GH, DH, P);
+      pk.mm(n, DZ + r0 * GH, GH, DH, PW);
     }
     if (Mask) mask_rows(DH, DH, Mask, n, P);  // h_{t-1} entered the step only through h_{t-1} ⊙ mask
     if (ZH) {
@@ -357,7 +394,9 @@ std::vector<Tensor> lstm_forward(int64_t flags, const Tensor& xw, const Tensor& 
   const Tensor x = xw.contiguous();
   TORCH_CHECK(x.size(0) == st.N, "xw has ", x.size(0), " rows; batch_sizes sum to ", st.N);
   return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_forward", [&] {
-    return with_flags<scalar_t>(flags, [&](const auto& fl) { return forward_impl<scalar_t>(fl, st, x, h0, c0, p, train, bf16); });
+    return with_flags<scalar_t>(flags & ~FGR, [&](const auto& fl) {
+      return forward_impl<scalar_t>(fl, flags & FGR, st, x, h0, c0, p, train, bf16);
+    });
   });
 }
 
@@ -369,8 +408,8 @@ std::vector<Tensor> lstm_backward(int64_t flags, const Tensor& grad_out, const T
   std::vector<Tensor> s;
   for (const auto& t : saved) s.push_back(opt(t));
   return AT_DISPATCH_FLOATING_TYPES(grad_out.scalar_type(), "lstm_backward", [&] {
-    return with_flags<scalar_t>(flags, [&](const auto& fl) {
-      return backward_impl<scalar_t>(fl, st, grad_out, grad_hn, grad_cn, s, p, bf16);
+    return with_flags<scalar_t>(flags & ~FGR, [&](const auto& fl) {
+      return backward_impl<scalar_t>(fl, flags & FGR, st, grad_out, grad_hn, grad_cn, s, p, bf16);
     });
   });
 }

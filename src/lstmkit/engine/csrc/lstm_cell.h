@@ -13,7 +13,9 @@
 namespace lstmkit {
 namespace lstm {
 
-enum : int64_t { IG = 1, FG = 2, OG = 4, CPL = 8, IACT = 16, OACT = 32 };
+// FGR is not part of the pointwise structure: the skeleton appends the previous sigmoid gates to
+// the recurrent input (lstm.cpp), and the pointwise pass only takes their gradient (`da`).
+enum : int64_t { IG = 1, FG = 2, OG = 4, CPL = 8, IACT = 16, OACT = 32, FGR = 64 };
 
 // A variant's structure fixed at compile time ...
 template <int64_t F>
@@ -39,8 +41,9 @@ struct Layout {
   }
 };
 
-// Forward pointwise pass for one row. c holds C_{t-1} on entry and C_t on exit. With `save`,
-// C_{t-1}, C_t and the gate activations are kept for backward.
+// Forward pointwise pass for one row. c holds C_{t-1} on entry and C_t on exit. With cp_save and
+// cs_save, C_{t-1} and C_t are kept for backward; with `gates`, the gate activations (for backward,
+// and for FGR, whose next step reads this step's sigmoid gates).
 // The gate blocks of xw, zr and b start every `ld` elements (ld = H, or the stepper's padded width);
 // only columns [j0, j1) are computed (the stepper splits a step's columns across threads).
 template <typename T, typename Fl>
@@ -83,6 +86,8 @@ inline void fwd_row(const Fl& fl, const Layout<Fl>& L, int64_t ld, int64_t j0, i
     if (cp_save) {
       cprev.store(cp_save + j, k);
       cn.store(cs_save + j, k);
+    }
+    if (gates) {
       if (fl.ig) i.store(gates + L.gi * H + j, k);
       if (fl.fg && !fl.cpl) f.store(gates + L.gf * H + j, k);
       g.store(gates + L.gg * H + j, k);
@@ -93,11 +98,13 @@ inline void fwd_row(const Fl& fl, const Layout<Fl>& L, int64_t ld, int64_t j0, i
 
 // Backward pointwise pass for one row: from dm = ∂L/∂m (dm1 + dm2) and dc = ∂L/∂C_t arriving from
 // step t+1, the pre-activation gradients dz (one block per gate with weights) and, in dc, ∂L/∂C_{t-1}.
-// Only columns [j0, j1) (default: all H) are computed (threads that split the units).
+// Only columns [j0, j1) (default: all H) are computed (threads that split the units). FGR: `da` is
+// ∂L/∂a_t for a_t = this step's sigmoid gates (blocks in gate order without g), which the next
+// step read through W_gr; it adds to each gate's gradient before the sigmoid's derivative.
 template <typename T, typename Fl>
 inline void bwd_row(const Fl& fl, const Layout<Fl>& L, int64_t H, const T* dm1, const T* dm2, T* dc,
                     const T* gates, const T* cs, const T* cp, const T* pi, const T* pf, const T* po, T* dz,
-                    int64_t j0 = 0, int64_t j1 = -1) {
+                    int64_t j0 = 0, int64_t j1 = -1, const T* da = nullptr) {
   using V = Vec<T>;
   for_cols<T>(j0, j1 < 0 ? H : j1, [&](int64_t j, int64_t k) {
     const V one(T(1));
@@ -110,8 +117,9 @@ inline void bwd_row(const Fl& fl, const Layout<Fl>& L, int64_t H, const T* dm1, 
     const V o = fl.og ? V::loadu(gates + L.go * H + j, k) : one;
     const V a = fl.oact ? tanh_<T>(cn) : cn;
     V dcn = V::loadu(dc + j, k) + (fl.oact ? dm * o * (one - a * a) : dm * o);
+    auto gate_da = [&](int64_t block) { return V::loadu(da + (block < L.gg ? block : block - 1) * H + j, k); };
     if (fl.og) {
-      const V dzo = dm * a * o * (one - o);
+      const V dzo = (da ? dm * a + gate_da(L.go) : dm * a) * o * (one - o);
       dzo.store(dz + L.go * H + j, k);
       if (po) dcn = dcn + dzo * V::loadu(po + j, k);  // the peephole to o sees C_t
     }
@@ -122,12 +130,13 @@ inline void bwd_row(const Fl& fl, const Layout<Fl>& L, int64_t H, const T* dm1, 
     if (fl.ig) {
       V di = dcn * g;
       if (fl.cpl) di = di - df;  // f = 1 - i
+      if (da) di = di + gate_da(L.gi);
       const V dzi = di * i * (one - i);
       dzi.store(dz + L.gi * H + j, k);
       if (pi) dcp = dcp + dzi * V::loadu(pi + j, k);
     }
     if (fl.fg && !fl.cpl) {
-      const V dzf = df * f * (one - f);
+      const V dzf = (da ? df + gate_da(L.gf) : df) * f * (one - f);
       dzf.store(dz + L.gf * H + j, k);
       if (pf) dcp = dcp + dzf * V::loadu(pf + j, k);
     }

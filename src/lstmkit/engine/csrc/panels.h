@@ -37,7 +37,7 @@ struct Panels {  // float64 and any other type: BLAS on the unpacked weight
   int64_t N = 0, K = 0;
   bool nt = true;
   Panels() = default;
-  Panels(const T* W, int64_t N_, int64_t K_, bool nt_, int64_t) : w(W), N(N_), K(K_), nt(nt_) {}
+  Panels(const T* W, int64_t N_, int64_t K_, bool nt_, int64_t, bool = false) : w(W), N(N_), K(K_), nt(nt_) {}
   void mm(int64_t n, const T* A, int64_t lda, T* C, int64_t ldc, bool acc = false) const {
     blas_mm<T>(nt, n, N, K, A, lda, w, C, ldc, acc);
   }
@@ -67,11 +67,12 @@ struct Panels<float> {
   bool nt = true;
 
   Panels() = default;
-  // For products of up to `batch` rows. Steps of kOneDnnMinFlops or more stay on BLAS (or oneDNN,
-  // which the caller tries first): there the library's cache blocking beats this kernel.
-  Panels(const float* W, int64_t N_, int64_t K_, bool nt_, int64_t batch)
+  // For products of up to `batch` rows. Steps of onednn_min_flops(splittable) or more stay on BLAS
+  // (or oneDNN, which the caller tries first): there the library's cache blocking beats this kernel,
+  // unless the caller's loop splits the units over threads (`splittable`, see kOneDnnSplitMinFlops).
+  Panels(const float* W, int64_t N_, int64_t K_, bool nt_, int64_t batch, bool splittable = false)
       : w(W), N(N_), K(K_), np((N_ + NR - 1) / NR), nt(nt_) {
-    if (2.0 * batch * N * K >= onednn_min_flops() || !panels_allowed()) return;
+    if (2.0 * batch * N * K >= onednn_min_flops(splittable) || !panels_allowed()) return;
     buf = at::zeros({np * K * NR}, at::kFloat);
     zeros = at::zeros({K}, at::kFloat);
     float* d = buf.data_ptr<float>();
@@ -151,12 +152,22 @@ struct Panels<float> {
 // gru.cpp): float32 steps on the panel kernel of at least kSplitMinFlops, with H in whole panels,
 // at least one per thread; 1 means the one-thread loop.
 template <typename T>
+bool unit_splittable(int64_t H) {  // the shape and threads allow it (the step may still be too small)
+  if constexpr (!std::is_same<T, float>::value) {
+    return false;
+  } else {
+    const int64_t NR = Panels<float>::NR;
+    return at::get_num_threads() >= 2 && H % NR == 0 && H / NR >= 2 && !at::in_parallel_region();
+  }
+}
+
+template <typename T>
 int64_t unit_split_threads(const Panels<T>& pk, int64_t H, int64_t B) {
   if constexpr (!std::is_same<T, float>::value) {
     return 1;
   } else {
     const int64_t NR = Panels<float>::NR, nt = at::get_num_threads();
-    if (!pk.buf.defined() || nt < 2 || H % NR || H / NR < 2 || at::in_parallel_region()) return 1;
+    if (!pk.buf.defined() || !unit_splittable<T>(H)) return 1;
     if (2.0 * B * pk.N * pk.K < kSplitMinFlops) return 1;
     return std::min<int64_t>(nt, H / NR);
   }
