@@ -49,8 +49,11 @@ CONFIGS = [
     ("relu", {"nonlinearity": "relu"}),  # RNN only
     ("cifg_nopeep", {"cifg": True, "peepholes": ()}),  # LSTM: a structure no registered variant has
     ("peep_f_only", {"peepholes": ("f",)}),  # LSTM with a forget gate of its own
+    ("ln", {"layer_norm": True}),  # LSTM only (not fgr)
+    ("ln_proj", {"layer_norm": True, "proj_size": 3, "bias": False}),  # LSTM only (not fgr)
 ]
-_ONLY = {"proj": "lstm", "reset_before": "gru", "relu": "rnn", "cifg_nopeep": "lstm", "peep_f_only": "lstm"}
+_ONLY = {"proj": "lstm", "reset_before": "gru", "relu": "rnn", "cifg_nopeep": "lstm", "peep_f_only": "lstm",
+         "ln": "lstm", "ln_proj": "lstm"}
 
 
 def _cases():
@@ -60,6 +63,8 @@ def _cases():
             if _ONLY.get(cid, fam) != fam:
                 continue
             if cid == "cifg_nopeep" and not (spec.input_gate and spec.forget_gate):
+                continue
+            if cid.startswith("ln") and spec.gate_recurrence:  # fgr with layer norm: the reference loop
                 continue
             if cid == "peep_f_only" and not (spec.forget_gate and not spec.coupled):
                 continue
@@ -156,6 +161,8 @@ def test_engine_matches_reference(ext, engine_calls, monkeypatch, gen, variant, 
     ("lstm", {"proj_size": 2, "bidirectional": True}),
     ("peephole", {}), ("nig", {}), ("nfg", {}), ("nog", {}), ("niaf", {}), ("noaf", {}), ("cifg", {"proj_size": 2}),
     ("fgr", {"proj_size": 2, "bidirectional": True}), ("fgr", {"cifg": True}),
+    ("lstm", {"layer_norm": True, "proj_size": 2}), ("noaf", {"layer_norm": True}), ("nog", {"layer_norm": True}),
+    ("cifg", {"layer_norm": True, "bias": False}),
     ("gru", {"bidirectional": True}), ("gru", {"reset_after": False, "bias": False}),
     ("rnn", {"num_layers": 2}), ("rnn", {"nonlinearity": "relu"}),
 ])
@@ -270,7 +277,7 @@ def test_fgr_gate_state_with_unit_split_threads(ext, gen, reverse):
 @pytest.mark.parametrize("variant,kwargs,why", [
     ("fgr", {"recurrent_dropout": 0.3}, "fgr with recurrent dropout"),
     ("fgr", {"zoneout": 0.2}, "fgr with zoneout"),
-    ("lstm", {"layer_norm": True}, "layer norm"),
+    ("fgr", {"layer_norm": True}, "fgr with layer norm"),
     ("gru", {"layer_norm": True}, "layer norm"),
     ("lstm", {"return_internals": True}, "return_internals"),
 ])

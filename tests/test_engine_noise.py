@@ -31,7 +31,7 @@ def _both_paths(m, x, hx, lengths, weight, monkeypatch, engine_calls, seed, dire
 
 # Recurrent dropout (Gal & Ghahramani): one mask per sequence on h_{t-1} where it enters W_hh.
 # The layer loop draws the masks on either path, so the same seed gives both paths the same masks.
-DROPOUT_CASES = [("lstm", {}), ("peephole", {"proj_size": 3}), ("cifg", {}), ("nog", {}),
+DROPOUT_CASES = [("lstm", {}), ("peephole", {"proj_size": 3}), ("cifg", {}), ("nog", {}), ("lstm", {"layer_norm": True}),
                  ("gru", {}), ("gru", {"reset_after": False}), ("rnn", {}), ("rnn", {"nonlinearity": "relu"})]
 
 
@@ -51,7 +51,8 @@ def test_recurrent_dropout_engine_matches_reference(ext, engine_calls, monkeypat
 ZONEOUT_CASES = [("lstm", {"zoneout": 0.3}), ("peephole", {"zoneout": (0.2, 0.5), "proj_size": 3}),
                  ("cifg", {"zoneout": (0.0, 0.4)}), ("lstm", {"zoneout": (0.3, 0.0), "recurrent_dropout": 0.2}),
                  ("gru", {"zoneout": 0.3}), ("gru", {"zoneout": 0.3, "reset_after": False, "recurrent_dropout": 0.2}),
-                 ("rnn", {"zoneout": 0.3}), ("rnn", {"zoneout": 0.3, "nonlinearity": "relu", "recurrent_dropout": 0.2})]
+                 ("rnn", {"zoneout": 0.3}), ("rnn", {"zoneout": 0.3, "nonlinearity": "relu", "recurrent_dropout": 0.2}),
+                 ("peephole", {"zoneout": (0.2, 0.4), "layer_norm": True, "proj_size": 3})]
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
@@ -71,6 +72,7 @@ MASKED_GRADCHECK_CASES = [
     ("gru", {"recurrent_dropout": 0.5}), ("gru", {"reset_after": False, "recurrent_dropout": 0.5}),
     ("rnn", {"recurrent_dropout": 0.5}),
     ("lstm", {"proj_size": 2, "zoneout": (0.3, 0.5)}), ("peephole", {"zoneout": 0.4}), ("gru", {"zoneout": 0.4}),
+    ("lstm", {"layer_norm": True, "zoneout": (0.3, 0.5), "recurrent_dropout": 0.5}),
     ("gru", {"zoneout": 0.4, "reset_after": False}), ("rnn", {"zoneout": 0.4}),
 ]
 

@@ -84,6 +84,7 @@ def candidates(I: int, H: int, with_reference: bool) -> list[Candidate]:
         Candidate("cifg", lstmkit.LSTM(I, H, variant="cifg"), "1", gates=3),
         Candidate("nog", lstmkit.LSTM(I, H, variant="nog"), "1", gates=3),
         Candidate("fgr", lstmkit.LSTM(I, H, variant="fgr"), "1", gate_recurrence=3),
+        Candidate("lstm layer_norm", lstmkit.LSTM(I, H, layer_norm=True), "1"),
         Candidate("nn.LSTM proj", torch.nn.LSTM(I, H, proj_size=P), proj=P),
         Candidate("lstm proj", lstmkit.LSTM(I, H, proj_size=P), "1", proj=P),
         Candidate("nn.GRU", torch.nn.GRU(I, H), gates=3, family="gru"),
@@ -94,6 +95,7 @@ def candidates(I: int, H: int, with_reference: bool) -> list[Candidate]:
     ]
     if with_reference:
         c.append(Candidate("lstm reference loop", lstmkit.LSTM(I, H), "0"))
+        c.append(Candidate("lstm layer_norm reference loop", lstmkit.LSTM(I, H, layer_norm=True), "0"))
         c += architecture_candidates(I, H)
     return c
 

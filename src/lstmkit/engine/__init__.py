@@ -10,10 +10,11 @@ pre-activation gradients per step and the weight gradients as GEMMs over all ste
 Covered: every registered LSTM variant, with peepholes, coupling, Greff's ablations (``fgr``
 included: see ``function.fgr_weight``) and ``proj_size``; GRU (both reset modes); RNN (tanh,
 relu); float32 and float64; variable lengths, stacked and bidirectional; recurrent dropout and
-zoneout (not with ``fgr``); bfloat16 under ``torch.autocast("cpu")`` with the input projection in
-bf16 and the recurrence in float32 (see ``function.run``). The reference loop keeps layer norm,
-``fgr`` with recurrent dropout or zoneout, MUT1-3, depth-gated layers, ``return_internals`` and
-other dtypes/devices.
+zoneout (not with ``fgr``); the LSTM's layer norm (not with ``fgr``); bfloat16 under
+``torch.autocast("cpu")`` with the input projection in bf16 and the recurrence in float32 (see
+``function.run``). The reference loop keeps the GRU's and RNN's layer norm, ``fgr`` with recurrent
+dropout, zoneout or layer norm, MUT1-3, depth-gated layers, ``return_internals`` and other
+dtypes/devices.
 
 Large float32 products go to oneDNN (AVX-512 here, ~2.5x MKL's AVX2 sgemm on this AMD CPU)
 through ATen's prepacked ``mkldnn::_linear_pointwise``: the per-step recurrent product from
@@ -137,7 +138,7 @@ def input_projection(spec, x: torch.Tensor, p: dict) -> torch.Tensor:
     products, where its fixed cost per call dominates) this is just ``spec.input_projection``.
     """
     w, b = p["weight_ih"], p.get("bias_ih")
-    if (x.dtype != torch.float32 or torch.is_autocast_enabled("cpu") or 2.0 * x.shape[0] * w.shape[0] * w.shape[1] < onednn_min_flops(PROJECTION_ONEDNN_MIN_FLOPS)
+    if (p.get("weight_ln_ih") is not None or x.dtype != torch.float32 or torch.is_autocast_enabled("cpu") or 2.0 * x.shape[0] * w.shape[0] * w.shape[1] < onednn_min_flops(PROJECTION_ONEDNN_MIN_FLOPS)
             or (torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, w, b)))):
         return spec.input_projection(x, p)
     try:

@@ -17,7 +17,7 @@ from torch.autograd.function import once_differentiable
 # reference loop.
 PARAMS = {
     "lstm": ("weight_hh", "bias_hh", "weight_ci", "weight_cf", "weight_co", "weight_hr", "h_mask",
-             "zone_h", "zone_c"),
+             "zone_h", "zone_c", "weight_ln_hh", "weight_ln_c", "bias_ln_c"),
     "gru": ("weight_hh", "bias_hh", "h_mask", "zone_h"),
     "rnn": ("weight_hh", "bias_hh", "h_mask", "zone_h"),
 }
@@ -46,19 +46,20 @@ _IG, _FG, _OG, _CPL, _IACT, _OACT, _FGR = 1, 2, 4, 8, 16, 32, 64
 def supports(spec) -> bool:
     """Whether the engine computes this spec (the rest runs on the reference loop).
 
-    Specs marked ``reference_only`` (MUT1-3), depth-gated LSTM layers and layer norm have no kernel
-    here; FGR runs without recurrent dropout or zoneout (``supports_*`` below).
+    Specs marked ``reference_only`` (MUT1-3), depth-gated LSTM layers, the GRU and RNN with layer
+    norm and FGR with layer norm have no kernel here; FGR runs without recurrent dropout or
+    zoneout (``supports_*`` below).
     """
     if getattr(spec, "reference_only", False) or getattr(spec, "depth_gate", False):
         return False
     if spec.family == "lstm":
-        return not spec.layer_norm
+        return not (spec.layer_norm and spec.gate_recurrence)
     return spec.family in ("gru", "rnn") and not spec.layer_norm
 
 
 def supports_streaming(spec) -> bool:
-    """Whether the C++ stepper (csrc/stream.cpp) covers this spec: FGR steps on the reference step."""
-    return supports(spec) and not getattr(spec, "gate_recurrence", False)
+    """Whether the C++ stepper (csrc/stream.cpp) covers this spec: FGR and layer norm step on the reference step."""
+    return supports(spec) and not getattr(spec, "gate_recurrence", False) and not spec.layer_norm
 
 
 def flags(spec) -> int:

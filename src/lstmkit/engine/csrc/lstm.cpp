@@ -8,6 +8,7 @@
 // pass is templated on the variant's structure (which gates exist, coupling, activations) so each
 // registered variant gets straight-line vector code. Peepholes and biases are optional pointers.
 #include "engine.h"
+#include "ln.h"
 #include "lstm_cell.h"
 
 namespace lstmkit {
@@ -19,8 +20,10 @@ struct Params {
   Tensor whh, bhh, pi, pf, po, whr;
   Tensor hmask;   // recurrent dropout, (B, P) scaled 0/(1-p) per sequence
   Tensor zh, zc;  // zoneout of h (N, P) and C (N, H): per row, 1 = keep the previous value (eval: the rate)
+  Tensor lnh, lnc, lnbc;  // layer norm: gains of W_hh h (G·H) and of C (H), shift of C (H)
   explicit Params(const OptTensors& p) {
-    TORCH_CHECK(p.size() == 9, "LSTM engine expects 9 slots (6 parameters, the recurrent-dropout mask, zoneout of h and C)");
+    TORCH_CHECK(p.size() == 12, "LSTM engine expects 12 slots (6 parameters, the recurrent-dropout mask, zoneout "
+                "of h and C, 3 layer-norm parameters)");
     whh = opt(p[0]);
     bhh = opt(p[1]);
     pi = opt(p[2]);
@@ -30,8 +33,53 @@ struct Params {
     hmask = opt(p[6]);
     zh = opt(p[7]);
     zc = opt(p[8]);
+    lnh = opt(p[9]);
+    lnc = opt(p[10]);
+    lnbc = opt(p[11]);
   }
 };
+
+// Layer norm (Ba et al. 2016) on C_t for one row, after fwd_row: m = o ⊙ act(α_c ⊙ LN(C_t) + β_c),
+// with o from the row's gates (fwd_row wrote m from the unnormalised C_t). Keeps LN(C_t) in chat
+// and returns its (mean, rstd) in stats.
+template <typename T, typename Fl>
+void ln_cell_row(const Fl& fl, const Layout<Fl>& L, int64_t H, const T* cn, const T* gates, const T* ac,
+                 const T* bc, T* chat, T* stats, T* m) {
+  using V = Vec<T>;
+  stats[1] = ln_row(cn, H, chat, stats);
+  for_cols<T>(H, [&](int64_t j, int64_t k) {
+    V y = V::loadu(chat + j, k) * V::loadu(ac + j, k);
+    if (bc) y = y + V::loadu(bc + j, k);
+    const V a = fl.oact ? tanh_<T>(y) : y;
+    (fl.og ? V::loadu(gates + L.go * H + j, k) * a : a).store(m + j, k);
+  });
+}
+
+// Its backward for one row, before bwd_row: from dm = ∂L/∂m, writes the output activation to aout
+// (bwd_row's `aout`) and dy = ∂L/∂(α_c LN(C_t) + β_c) to dy, and adds what reaches C_t through the
+// normalisation to dc. gq is a row of scratch.
+template <typename T, typename Fl>
+void ln_cell_row_backward(const Fl& fl, const Layout<Fl>& L, int64_t H, const T* dm1, const T* dm2, const T* cn,
+                          const T* gates, const T* stats, const T* ac, const T* bc, T* aout, T* dy, T* gq, T* chat,
+                          T* dc) {
+  using V = Vec<T>;
+  const V mu(stats[0]), rstd(stats[1]), one(T(1));
+  for_cols<T>(H, [&](int64_t j, int64_t k) {
+    V dm = V::loadu(dm1 + j, k);
+    if (dm2) dm = dm + V::loadu(dm2 + j, k);
+    const V ch = (V::loadu(cn + j, k) - mu) * rstd, alpha = V::loadu(ac + j, k);
+    V y = ch * alpha;
+    if (bc) y = y + V::loadu(bc + j, k);
+    const V a = fl.oact ? tanh_<T>(y) : y;
+    const V o = fl.og ? V::loadu(gates + L.go * H + j, k) : one;
+    const V d = fl.oact ? dm * o * (one - a * a) : dm * o;
+    a.store(aout + j, k);
+    d.store(dy + j, k);
+    (d * alpha).store(gq + j, k);
+    ch.store(chat + j, k);
+  });
+  ln_row_backward(gq, chat, stats[1], H, dc, true);
+}
 
 // Threads that split a step's hidden units: each owns the same unit columns of every gate block
 // in the step's product, its pointwise pass and its rows of h and C, so the threads meet once per
@@ -220,8 +268,9 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
   const Layout<Fl> L(fl);
   const int64_t N = st.N, B = st.B, GH = xw.size(1), H = c0.size(1), PW = h0.size(1), P = fgr ? PW - (GH - H) : PW;
   const bool proj = p.whr.defined();
-  TORCH_CHECK(!fgr || !(p.hmask.defined() || p.zh.defined() || p.zc.defined()),
-              "the engine runs FGR without recurrent dropout or zoneout");
+  TORCH_CHECK(!fgr || !(p.hmask.defined() || p.zh.defined() || p.zc.defined() || p.lnh.defined()),
+              "the engine runs FGR without recurrent dropout, zoneout or layer norm");
+  const bool ln = p.lnh.defined();
   const auto o = xw.options();
   Tensor out = at::empty({N, P}, o);
   Tensor h = h0.contiguous().clone(), c = c0.contiguous().clone();  // running state, (B, PW) and (B, H)
@@ -229,7 +278,17 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
   const bool drop = p.hmask.defined();
   Tensor hin = drop ? at::empty({B, P}, o) : h;  // what enters W_hh: h_{t-1} ⊙ mask with recurrent dropout
   Tensor hp, cp, cs, gates, m;  // for backward: h_{t-1}, C_{t-1}, C_t, gates and (LSTMP) m, per row
-  Tensor gbuf = fgr && !train ? at::empty({B, GH}, o) : Tensor();  // FGR inference: this step's gates
+  Tensor gbuf = (fgr || ln) && !train ? at::empty({B, GH}, o) : Tensor();  // FGR, LN inference: this step's gates
+  Tensor zhat, zrstd, cstats, zhb, chb;  // layer norm: LN(W_hh h) and its 1/σ per row, C's (mean, 1/σ) per row
+  if (ln) {
+    zhb = at::empty({B, GH}, o);
+    chb = at::empty({B, H}, o);
+    if (train) {
+      zhat = at::empty({N, GH}, o);
+      zrstd = at::empty({N}, o);
+      cstats = at::empty({N, 2}, o);
+    }
+  }
   if (train) {
     hp = at::empty({N, PW}, o);
     cp = at::empty({N, H}, o);
@@ -246,22 +305,23 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
   const T *ZH = ptr<T>(p.zh), *ZC = ptr<T>(p.zc);
   T *Y = ptr<T>(out), *Hs = ptr<T>(h), *Cs = ptr<T>(c), *Z = ptr<T>(zr), *Hin = ptr<T>(hin);
   Tensor cprev = ZC ? at::empty({B, H}, o) : Tensor();  // zoneout of C: C_{t-1} while C_t is computed
-  const bool splittable = !proj && !ZH && !ZC && unit_splittable<T>(H);  // forward_split may run
+  const bool splittable = !proj && !ZH && !ZC && !ln && unit_splittable<T>(H);  // forward_split may run
   const OneDnn dnn(p.whh, B, bf16, splittable);
   const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, GH, PW, true, B, splittable);  // h W_hhᵀ below oneDNN's size
   const Panels<T> pr = proj ? Panels<T>(Wr, P, H, true, B) : Panels<T>();      // m W_hrᵀ
   if constexpr (std::is_same<T, float>::value) {
-    if (const int64_t nt = proj && !ZH && !ZC && !Mask && !fgr ? split_threads_proj<T>(pk, pr, H, P, B) : 1; nt > 1) {
+    if (const int64_t nt = proj && !ZH && !ZC && !Mask && !fgr && !ln ? split_threads_proj<T>(pk, pr, H, P, B) : 1; nt > 1) {
       forward_split_proj<T>(fl, L, st, nt, pk, pr, X, ptr<T>(h0.contiguous()), bias, pi, pf, po, Y, Hs, Cs, Z,
                             ptr<T>(hp), ptr<T>(cp), ptr<T>(cs), ptr<T>(gates), ptr<T>(m), ptr<T>(mbuf), B, H, P);
-      return {out, h, c, hp, cp, cs, gates, m};
+      return {out, h, c, hp, cp, cs, gates, m, Tensor(), Tensor(), Tensor()};
     }
-    if (const int64_t nt = ZH || ZC ? 1 : split_threads<T>(pk, H, B, proj); nt > 1) {
+    if (const int64_t nt = ZH || ZC || ln ? 1 : split_threads<T>(pk, H, B, proj); nt > 1) {
       forward_split<T>(fl, L, st, nt, pk, X, ptr<T>(h0.contiguous()), bias, pi, pf, po, Mask, Y, Hs, Cs, Z,
                        ptr<T>(hp), ptr<T>(cp), ptr<T>(cs), ptr<T>(gates), B, H, fgr);
-      return {out, h, c, hp, cp, cs, gates, m};
+      return {out, h, c, hp, cp, cs, gates, m, Tensor(), Tensor(), Tensor()};
     }
   }
+  const T *AH = ptr<T>(p.lnh), *AC = ptr<T>(p.lnc), *BC = ptr<T>(p.lnbc);
   Tensor zkeep;
   for (int64_t s = 0; s < st.T; ++s) {
     const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
@@ -270,13 +330,27 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
     if (drop) mask_rows(Hin, Hs, Mask, n, P);
     if (train) copy_rows(ptr<T>(hp, r0 * PW), Hin, n, PW);  // ∂W_hh needs what entered the product
     const T* Zs = step_gemm<T>(dnn, pk, zkeep, hin, n, Z);  // (n, G·H) = h_{t-1} W_hhᵀ
+    if (ln) {  // α_h ⊙ LN(h_{t-1} W_hhᵀ); fwd_row adds b_hh
+      for_rows(n, GH, [&](int64_t r) {
+        T* zh = train ? ptr<T>(zhat, (r0 + r) * GH) : ptr<T>(zhb, r * GH);
+        T mu;
+        const T rstd = ln_row(Zs + r * GH, GH, zh, &mu, AH, Z + r * GH);
+        if (train) ptr<T>(zrstd)[r0 + r] = rstd;
+      });
+      Zs = Z;
+    }
     T* M = proj ? ptr<T>(mbuf) : Y + r0 * P;
     if (ZC) copy_rows(ptr<T>(cprev), Cs, n, H);
-    T* Gs = train ? ptr<T>(gates, r0 * GH) : (fgr ? ptr<T>(gbuf) : nullptr);  // this step's gates, (n, GH)
+    T* Gs = train ? ptr<T>(gates, r0 * GH) : (gbuf.defined() ? ptr<T>(gbuf) : nullptr);  // this step's gates, (n, GH)
     for_rows(n, GH, [&](int64_t r) {
       fwd_row<T>(fl, L, H, 0, H, X + (r0 + r) * GH, Zs + r * GH, bias, pi, pf, po, Cs + r * H,
                  train ? ptr<T>(cp, (r0 + r) * H) : nullptr, train ? ptr<T>(cs, (r0 + r) * H) : nullptr,
                  Gs ? Gs + r * GH : nullptr, M + r * H);
+      if (ln) {
+        T st[2];
+        ln_cell_row<T>(fl, L, H, Cs + r * H, Gs + r * GH, AC, BC, ptr<T>(chb, r * H), st, M + r * H);
+        if (train) std::copy(st, st + 2, ptr<T>(cstats, (r0 + r) * 2));
+      }
     });
     if (proj) {
       pr.mm(n, M, H, Y + r0 * P, P);  // h_t = m W_hrᵀ
@@ -290,7 +364,7 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
       copy_rows(Hs, Y + r0 * P, n, P);
     }
   }
-  return {out, h, c, hp, cp, cs, gates, m};
+  return {out, h, c, hp, cp, cs, gates, m, zhat, zrstd, cstats};
 }
 
 template <typename T, typename Fl>
@@ -299,6 +373,7 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
                                   bool bf16) {
   const Layout<Fl> L(fl);
   const Tensor &hp = saved[0], &cp = saved[1], &cs = saved[2], &gates = saved[3], &m = saved[4];
+  const Tensor &zhat = saved[5], &zrstd = saved[6], &cstats = saved[7];  // layer norm (lstm_forward)
   const int64_t N = st.N, B = st.B, GH = gates.size(1), H = cs.size(1), PW = hp.size(1);
   const int64_t P = fgr ? PW - (GH - H) : PW;  // PW: the recurrent input's width, [h, a] with FGR
   const bool proj = p.whr.defined();
@@ -319,13 +394,16 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
   Tensor dht = ZH ? at::empty({B, P}, o) : Tensor(), carry_h = ZH ? at::empty({B, P}, o) : Tensor();
   Tensor carry_c = ZC ? at::empty({B, H}, o) : Tensor();
   T *DH = ptr<T>(dh), *DC = ptr<T>(dc), *DZ = ptr<T>(dz);
-  const bool splittable = !proj && !ZH && !ZC && unit_splittable<T>(H);  // backward_split may run
+  const bool ln = p.lnh.defined();
+  const bool splittable = !proj && !ZH && !ZC && !ln && unit_splittable<T>(H);  // backward_split may run
   const OneDnn dnn(p.whh.t(), B, bf16, splittable);  // y = dz (W_hhᵀ)ᵀ on oneDNN for large float32 steps
   const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, PW, GH, false, B, splittable);  // dz W_hh
   const Panels<T> pr = proj ? Panels<T>(Wr, H, P, false, B) : Panels<T>();      // ∂L/∂h W_hr
   int64_t nt = 1;
   if constexpr (std::is_same<T, float>::value) {
-    if (proj && !ZH && !ZC && !Mask && !fgr) {
+    if (ln) {
+      nt = 1;
+    } else if (proj && !ZH && !ZC && !Mask && !fgr) {
       nt = split_threads_proj<T>(pk, pr, H, P, B);
       if (nt > 1) backward_split_proj<T>(fl, L, st, nt, pk, pr, GY, G, CS, CP, pi, pf, po, DH, DC, DZ,
                                          ptr<T>(dhall), ptr<T>(dm), H, P);
@@ -334,6 +412,14 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
       if (nt > 1) backward_split<T>(fl, L, st, nt, pk, GY, G, CS, CP, pi, pf, po, Mask, DH, DC, DZ, H, fgr);
     }
   }
+  // Layer norm: ∂L/∂(α_c LN(C) + β_c) and ∂L/∂(W_hh h) per row (for the gains and ∂W_hh), and scratch.
+  Tensor dyc, draw, lnb;
+  if (ln) {
+    dyc = at::empty({N, H}, o);
+    draw = at::empty({N, GH}, o);
+    lnb = at::empty({B, 3 * H + GH}, o);
+  }
+  const T *AH = ptr<T>(p.lnh), *AC = ptr<T>(p.lnc), *BC = ptr<T>(p.lnbc);
   for (int64_t s = nt > 1 ? -1 : st.T - 1; s >= 0; --s) {
     const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
     const T *dm1 = GY + r0 * P, *dm2 = DH;  // ∂L/∂h_t = the output's gradient + the next step's
@@ -355,13 +441,28 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
     }
     for_rows(n, GH, [&](int64_t r) {
       const int64_t row = r0 + r;
-      bwd_row<T>(fl, L, H, dm1 + r * (proj ? H : P), dm2 ? dm2 + r * PW : nullptr, DC + r * H, G + row * GH,
-                 CS + row * H, CP + row * H, pi, pf, po, DZ + row * GH, 0, H, fgr ? DH + r * PW + P : nullptr);
+      const T* d1 = dm1 + r * (proj ? H : P);
+      const T* d2 = dm2 ? dm2 + r * PW : nullptr;
+      T* aout = nullptr;
+      if (ln) {  // the output's path through LN(C_t) first: it needs whole-row sums
+        T* sc = ptr<T>(lnb, r * (3 * H + GH));
+        aout = sc;
+        ln_cell_row_backward<T>(fl, L, H, d1, d2, CS + row * H, G + row * GH, ptr<T>(cstats, row * 2), AC, BC, aout,
+                                ptr<T>(dyc, row * H), sc + H, sc + 2 * H, DC + r * H);
+      }
+      bwd_row<T>(fl, L, H, d1, d2, DC + r * H, G + row * GH, CS + row * H, CP + row * H, pi, pf, po, DZ + row * GH,
+                 0, H, fgr ? DH + r * PW + P : nullptr, aout);
+      if (ln) {  // dz reached α_h ⊙ LN(W_hh h): back through the normalisation
+        T* gq = ptr<T>(lnb, r * (3 * H + GH) + 3 * H);
+        for (int64_t j = 0; j < GH; ++j) gq[j] = DZ[row * GH + j] * AH[j];
+        ln_row_backward(gq, ptr<T>(zhat, row * GH), ptr<T>(zrstd)[row], GH, ptr<T>(draw, row * GH), false);
+      }
     });
-    if (dnn.on()) {  // ∂L/∂h_{t-1} = dz W_hh
-      copy_rows(DH, dnn.mm(dz.narrow(0, r0, n)).data_ptr<T>(), n, PW);
+    const Tensor& dprod = ln ? draw : dz;  // ∂L/∂(h_{t-1} W_hhᵀ)
+    if (dnn.on()) {  // ∂L/∂h_{t-1} = dprod W_hh
+      copy_rows(DH, dnn.mm(dprod.narrow(0, r0, n)).data_ptr<T>(), n, PW);
     } else {
-      pk.mm(n, DZ + r0 * GH, GH, DH, PW);
+      pk.mm(n, ptr<T>(dprod, r0 * GH), GH, DH, PW);
     }
     if (Mask) mask_rows(DH, DH, Mask, n, P);  // h_{t-1} entered the step only through h_{t-1} ⊙ mask
     if (ZH) {
@@ -374,14 +475,20 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
     }
   }
   // Weight gradients: one GEMM or reduction over all steps.
-  Tensor dwhh = weight_grad(dz, hp, bf16);
+  Tensor dwhh = weight_grad(ln ? draw : dz, hp, bf16);
   Tensor dbhh = p.bhh.defined() ? dz.sum(0) : Tensor();
   auto peep = [&](const Tensor& w, int64_t block, const Tensor& c) {
     return w.defined() ? (dz.narrow(1, block * H, H) * c).sum(0) : Tensor();
   };
   Tensor dpi = peep(p.pi, L.gi, cp), dpf = peep(p.pf, L.gf, cp), dpo = peep(p.po, L.go, cs);
   Tensor dwhr = proj ? weight_grad(dhall, m, bf16) : Tensor();
-  return {dz, dh, dc, dwhh, dbhh, dpi, dpf, dpo, dwhr, Tensor(), Tensor(), Tensor()};  // none for masks
+  Tensor dlnh, dlnc, dlnbc;  // layer norm's gains and shift
+  if (ln) {
+    dlnh = (dz * zhat).sum(0);
+    dlnc = (dyc * ((cs - cstats.narrow(1, 0, 1)) * cstats.narrow(1, 1, 1))).sum(0);
+    dlnbc = p.lnbc.defined() ? dyc.sum(0) : Tensor();
+  }
+  return {dz, dh, dc, dwhh, dbhh, dpi, dpf, dpo, dwhr, Tensor(), Tensor(), Tensor(), dlnh, dlnc, dlnbc};  // none for masks
 }
 
 }  // namespace

@@ -100,11 +100,13 @@ inline void fwd_row(const Fl& fl, const Layout<Fl>& L, int64_t ld, int64_t j0, i
 // step t+1, the pre-activation gradients dz (one block per gate with weights) and, in dc, ∂L/∂C_{t-1}.
 // Only columns [j0, j1) (default: all H) are computed (threads that split the units). FGR: `da` is
 // ∂L/∂a_t for a_t = this step's sigmoid gates (blocks in gate order without g), which the next
-// step read through W_gr; it adds to each gate's gradient before the sigmoid's derivative.
+// step read through W_gr; it adds to each gate's gradient before the sigmoid's derivative. Layer
+// norm: `aout` is the output activation as computed (tanh(LN(C_t)), or LN(C_t)), and the caller has
+// already added the gradient that reaches C_t through it to dc, so only o's gradient uses dm.
 template <typename T, typename Fl>
 inline void bwd_row(const Fl& fl, const Layout<Fl>& L, int64_t H, const T* dm1, const T* dm2, T* dc,
                     const T* gates, const T* cs, const T* cp, const T* pi, const T* pf, const T* po, T* dz,
-                    int64_t j0 = 0, int64_t j1 = -1, const T* da = nullptr) {
+                    int64_t j0 = 0, int64_t j1 = -1, const T* da = nullptr, const T* aout = nullptr) {
   using V = Vec<T>;
   for_cols<T>(j0, j1 < 0 ? H : j1, [&](int64_t j, int64_t k) {
     const V one(T(1));
@@ -115,8 +117,9 @@ inline void bwd_row(const Fl& fl, const Layout<Fl>& L, int64_t H, const T* dm1, 
     const V f = fl.cpl ? one - i : (fl.fg ? V::loadu(gates + L.gf * H + j, k) : one);
     const V g = V::loadu(gates + L.gg * H + j, k);
     const V o = fl.og ? V::loadu(gates + L.go * H + j, k) : one;
-    const V a = fl.oact ? tanh_<T>(cn) : cn;
-    V dcn = V::loadu(dc + j, k) + (fl.oact ? dm * o * (one - a * a) : dm * o);
+    const V a = aout ? V::loadu(aout + j, k) : (fl.oact ? tanh_<T>(cn) : cn);
+    V dcn = V::loadu(dc + j, k);
+    if (!aout) dcn = dcn + (fl.oact ? dm * o * (one - a * a) : dm * o);
     auto gate_da = [&](int64_t block) { return V::loadu(da + (block < L.gg ? block : block - 1) * H + j, k); };
     if (fl.og) {
       const V dzo = (da ? dm * a + gate_da(L.go) : dm * a) * o * (one - o);
