@@ -96,16 +96,18 @@ def test_gradcheck_with_masks_through_engine(ext, engine_calls, monkeypatch, gen
     assert engine_calls, "the engine did not run"
 
 
-@pytest.mark.parametrize("variant,dropout", [(v, d) for v in ("lstm", "peephole", "cifg", "nog", "gru") for d in (0.0, 0.3)]
-                         + [("fgr", 0.0)])
-def test_unit_split_threads_match_reference(ext, engine_calls, monkeypatch, gen, variant, dropout):
+@pytest.mark.parametrize("variant,dropout,extra", [(v, d, {}) for v in ("lstm", "peephole", "cifg", "nog", "gru")
+                                                   for d in (0.0, 0.3)]
+                         + [("fgr", 0.0, {}), ("lstm", 0.3, {"layer_norm": True}), ("noaf", 0.0, {"layer_norm": True}),
+                            ("nog", 0.0, {"layer_norm": True})])
+def test_unit_split_threads_match_reference(ext, engine_calls, monkeypatch, gen, variant, dropout, extra):
     """Steps of at least 1 MFLOP with H a multiple of 32 run on threads that each own some hidden
     units (forward_split / backward_split in csrc/lstm.cpp and csrc/gru.cpp): unequal lengths in
     both directions, training and no_grad, against the reference loop."""
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        m = _make(variant, dict(bidirectional=True, recurrent_dropout=dropout), torch.float32, gen,
+        m = _make(variant, dict(bidirectional=True, recurrent_dropout=dropout, **extra), torch.float32, gen,
                   input_size=5, hidden_size=64).train()
         with torch.no_grad():  # moderate weights: randn * 0.5 would saturate every gate at H = 64
             for p in m.parameters():

@@ -3,7 +3,9 @@
 // (lstmkit/cells/lstm.py, cells/common.py: project); lstm.cpp applies the gains.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "common.h"
 
@@ -46,6 +48,20 @@ inline T ln_row(const T* x, int64_t n, T* xhat, T* mean, const T* gain = nullptr
   return rstd;
 }
 
+// The second half of LN's backward on columns [j0, j1), given m1 = mean(g) and m2 = mean(g ⊙ xhat)
+// over the whole row: dx = rstd (g − m1 − xhat · m2), added to dx when `acc`, else written (dx may
+// be g itself).
+template <typename T>
+inline void ln_apply(const T* g, const T* xhat, T rstd, T m1, T m2, int64_t j0, int64_t j1, T* dx, bool acc) {
+  using V = Vec<T>;
+  const V vm1(m1), vm2(m2), vr(rstd);
+  for_cols<T>(j0, j1, [&](int64_t j, int64_t k) {
+    V d = vr * (V::loadu(g + j, k) - vm1 - V::loadu(xhat + j, k) * vm2);
+    if (acc) d = d + V::loadu(dx + j, k);
+    d.store(dx + j, k);
+  });
+}
+
 // Backward of xhat = LN(x) with g = ∂L/∂xhat: ∂L/∂x = rstd (g − mean(g) − xhat · mean(g ⊙ xhat)),
 // added to dx when `acc`, else written.
 template <typename T>
@@ -53,12 +69,64 @@ inline void ln_row_backward(const T* g, const T* xhat, T rstd, int64_t n, T* dx,
   using V = Vec<T>;
   const T m1 = row_sum<T>(n, [&](int64_t j, int64_t k) { return V::loadu(g + j, k); }) / T(n);
   const T m2 = row_sum<T>(n, [&](int64_t j, int64_t k) { return V::loadu(g + j, k) * V::loadu(xhat + j, k); }) / T(n);
-  const V vm1(m1), vm2(m2), vr(rstd);
-  for_cols<T>(n, [&](int64_t j, int64_t k) {
-    V d = vr * (V::loadu(g + j, k) - vm1 - V::loadu(xhat + j, k) * vm2);
-    if (acc) d = d + V::loadu(dx + j, k);
-    d.store(dx + j, k);
-  });
+  ln_apply(g, xhat, rstd, m1, m2, 0, n, dx, acc);
 }
+
+// Σ term(j) over the columns {b·stride + j : b < nblk, j0 <= j < j1} of a row (vector lanes).
+template <typename T, typename Fn>
+inline T blocks_sum(int64_t nblk, int64_t stride, int64_t j0, int64_t j1, const Fn& term) {
+  T s = 0;
+  for (int64_t b = 0; b < nblk; ++b)
+    s += row_sum<T>(j1 - j0, [&](int64_t j, int64_t k) { return term(b * stride + j0 + j, k); });
+  return s;
+}
+
+// Threads that split a row's columns meet to normalise it: each puts what its columns contribute
+// into its own slot, and after a barrier every thread combines all slots. For the statistics the
+// slots hold (count, mean, M2) of the thread's columns, computed in two passes and combined as
+// Chan et al. do (no cancellation whatever the mean); for backward's sums, (Σa, Σb).
+struct RowPartials {
+  std::vector<double> v;  // [thread][row][3]
+  int64_t nt, B;
+  RowPartials(int64_t threads, int64_t rows) : v(threads * rows * 3), nt(threads), B(rows) {}
+  double* at(int64_t tid, int64_t r) { return v.data() + (tid * B + r) * 3; }
+
+  // This thread's (count, mean, M2) of the columns {b·stride + j : b < nblk, j0 <= j < j1} of x.
+  template <typename T>
+  void moments(int64_t tid, int64_t r, const T* x, int64_t nblk, int64_t stride, int64_t j0, int64_t j1) {
+    using V = Vec<T>;
+    const int64_t n = nblk * (j1 - j0);
+    const T mu = n ? blocks_sum<T>(nblk, stride, j0, j1, [&](int64_t j, int64_t k) { return V::loadu(x + j, k); }) / T(n)
+                   : T(0);
+    const V vmu(mu);
+    const T m2 = blocks_sum<T>(nblk, stride, j0, j1, [&](int64_t j, int64_t k) {
+      const V d = V::loadu(x + j, k) - vmu;
+      return d * d;
+    });
+    double* p = at(tid, r);
+    p[0] = n, p[1] = mu, p[2] = m2;
+  }
+  // Every thread's moments of row r combined: (mean, 1 / sqrt(var + eps)).
+  std::pair<double, double> stats(int64_t r) const {
+    double n = 0, mu = 0;
+    for (int64_t t = 0; t < nt; ++t) n += v[(t * B + r) * 3], mu += v[(t * B + r) * 3] * v[(t * B + r) * 3 + 1];
+    mu /= n;
+    double m2 = 0;
+    for (int64_t t = 0; t < nt; ++t) {
+      const double* p = v.data() + (t * B + r) * 3;
+      m2 += p[2] + p[0] * (p[1] - mu) * (p[1] - mu);
+    }
+    return {mu, 1.0 / std::sqrt(m2 / n + kLnEps)};
+  }
+  void put_sums(int64_t tid, int64_t r, double a, double b) {
+    double* p = at(tid, r);
+    p[0] = a, p[1] = b;
+  }
+  std::pair<double, double> sums(int64_t r) const {
+    double a = 0, b = 0;
+    for (int64_t t = 0; t < nt; ++t) a += v[(t * B + r) * 3], b += v[(t * B + r) * 3 + 1];
+    return {a, b};
+  }
+};
 
 }  // namespace lstmkit

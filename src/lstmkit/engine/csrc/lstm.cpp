@@ -39,35 +39,34 @@ struct Params {
   }
 };
 
-// Layer norm (Ba et al. 2016) on C_t for one row, after fwd_row: m = o ⊙ act(α_c ⊙ LN(C_t) + β_c),
-// with o from the row's gates (fwd_row wrote m from the unnormalised C_t). Keeps LN(C_t) in chat
-// and returns its (mean, rstd) in stats.
+// Layer norm (Ba et al. 2016) on C_t, after fwd_row: m = o ⊙ act(α_c ⊙ ĉ + β_c) with
+// ĉ = (C_t − mean)·rstd, on columns [j0, j1) of one row (fwd_row wrote m from the raw C_t).
 template <typename T, typename Fl>
-void ln_cell_row(const Fl& fl, const Layout<Fl>& L, int64_t H, const T* cn, const T* gates, const T* ac,
-                 const T* bc, T* chat, T* stats, T* m) {
+void ln_cell_out(const Fl& fl, const Layout<Fl>& L, int64_t H, int64_t j0, int64_t j1, const T* cn, const T* gates,
+                 const T* ac, const T* bc, T mean, T rstd, T* m) {
   using V = Vec<T>;
-  stats[1] = ln_row(cn, H, chat, stats);
-  for_cols<T>(H, [&](int64_t j, int64_t k) {
-    V y = V::loadu(chat + j, k) * V::loadu(ac + j, k);
+  const V mu(mean), rs(rstd);
+  for_cols<T>(j0, j1, [&](int64_t j, int64_t k) {
+    V y = (V::loadu(cn + j, k) - mu) * rs * V::loadu(ac + j, k);
     if (bc) y = y + V::loadu(bc + j, k);
     const V a = fl.oact ? tanh_<T>(y) : y;
     (fl.og ? V::loadu(gates + L.go * H + j, k) * a : a).store(m + j, k);
   });
 }
 
-// Its backward for one row, before bwd_row: from dm = ∂L/∂m, writes the output activation to aout
-// (bwd_row's `aout`) and dy = ∂L/∂(α_c LN(C_t) + β_c) to dy, and adds what reaches C_t through the
-// normalisation to dc. gq is a row of scratch.
+// Its backward on columns [j0, j1), before bwd_row: from dm = ∂L/∂m (dm1 + dm2), writes the output
+// activation to aout (bwd_row's `aout`), dy = ∂L/∂(α_c ĉ + β_c), gq = dy ⊙ α_c and chat = ĉ, and
+// returns Σ gq and Σ gq ⊙ ĉ over the columns; ln_apply(gq, chat, ...) then adds what reaches C_t.
 template <typename T, typename Fl>
-void ln_cell_row_backward(const Fl& fl, const Layout<Fl>& L, int64_t H, const T* dm1, const T* dm2, const T* cn,
-                          const T* gates, const T* stats, const T* ac, const T* bc, T* aout, T* dy, T* gq, T* chat,
-                          T* dc) {
+std::pair<double, double> ln_cell_grad(const Fl& fl, const Layout<Fl>& L, int64_t H, int64_t j0, int64_t j1,
+                                       const T* dm1, const T* dm2, const T* cn, const T* gates, T mean, T rstd,
+                                       const T* ac, const T* bc, T* aout, T* dy, T* gq, T* chat) {
   using V = Vec<T>;
-  const V mu(stats[0]), rstd(stats[1]), one(T(1));
-  for_cols<T>(H, [&](int64_t j, int64_t k) {
+  const V mu(mean), rs(rstd), one(T(1));
+  for_cols<T>(j0, j1, [&](int64_t j, int64_t k) {
     V dm = V::loadu(dm1 + j, k);
     if (dm2) dm = dm + V::loadu(dm2 + j, k);
-    const V ch = (V::loadu(cn + j, k) - mu) * rstd, alpha = V::loadu(ac + j, k);
+    const V ch = (V::loadu(cn + j, k) - mu) * rs, alpha = V::loadu(ac + j, k);
     V y = ch * alpha;
     if (bc) y = y + V::loadu(bc + j, k);
     const V a = fl.oact ? tanh_<T>(y) : y;
@@ -78,8 +77,20 @@ void ln_cell_row_backward(const Fl& fl, const Layout<Fl>& L, int64_t H, const T*
     (d * alpha).store(gq + j, k);
     ch.store(chat + j, k);
   });
-  ln_row_backward(gq, chat, stats[1], H, dc, true);
+  const T s1 = blocks_sum<T>(1, 0, j0, j1, [&](int64_t j, int64_t k) { return V::loadu(gq + j, k); });
+  const T s2 = blocks_sum<T>(1, 0, j0, j1, [&](int64_t j, int64_t k) { return V::loadu(gq + j, k) * V::loadu(chat + j, k); });
+  return {s1, s2};
 }
+
+// Layer norm in the unit-split loops (forward_split / backward_split): its parameters, what training
+// keeps per row, and the backward's outputs. Each thread normalises its own columns after the
+// threads have met to add up every row's partial sums.
+template <typename T>
+struct LnSplit {
+  const T *ah, *ac, *bc;     // gains of W_hh h (G·H) and of C (H), shift of C (H or null)
+  T *zhat, *zrstd, *cstats;  // forward, training: LN(W_hh h) (N, G·H), its 1/σ (N), C's (mean, 1/σ) (N, 2)
+  T *dyc, *draw;             // backward: ∂L/∂(α_c ĉ + β_c) (N, H), ∂L/∂(h W_hhᵀ) (N, G·H)
+};
 
 // Threads that split a step's hidden units: each owns the same unit columns of every gate block
 // in the step's product, its pointwise pass and its rows of h and C, so the threads meet once per
@@ -94,13 +105,18 @@ int64_t split_threads(const Panels<T>& pk, int64_t H, int64_t B, bool proj) {
 
 // FGR: h is [h, a] (width PW = pk.K), and each thread also writes its units' columns of every
 // a-block (its units' sigmoid gates); Gates must then be given (training: saved; inference: scratch).
+// Layer norm (`ln`): the threads also meet to normalise each row of the product and of C_t, so
+// three barriers per step.
 template <typename T, typename Fl>
 void forward_split(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t nt, const Panels<T>& pk,
                    const T* X, const T* h0, const T* bias, const T* pi, const T* pf, const T* po, const T* Mask,
-                   T* Y, T* Hfinal, T* Cs, T* Z, T* HP, T* CP, T* CS, T* Gates, int64_t B, int64_t H, bool fgr) {
+                   T* Y, T* Hfinal, T* Cs, T* Z, T* HP, T* CP, T* CS, T* Gates, int64_t B, int64_t H, bool fgr,
+                   const LnSplit<T>* ln = nullptr) {
   const int64_t GH = pk.N, G = GH / H, U = H / Panels<float>::NR, NR = Panels<float>::NR, PW = pk.K;
   const int64_t nblk = PW / H;  // h, then (FGR) the a-blocks
-  std::vector<T> hbuf(2 * B * PW), hinb(Mask ? 2 * B * H : 0), gbuf(fgr && !Gates ? B * GH : 0);
+  std::vector<T> hbuf(2 * B * PW), hinb(Mask ? 2 * B * H : 0), gbuf((fgr || ln) && !Gates ? B * GH : 0);
+  std::vector<T> zbuf(ln && !ln->zhat ? B * GH : 0);  // inference: this step's LN(W_hh h)
+  RowPartials pz(ln ? nt : 0, B), pc(ln ? nt : 0, B);  // the product's and C's partial row sums
   std::copy(h0, h0 + B * PW, hbuf.data());
   if (Mask) mask_rows(hinb.data(), h0, Mask, B, H);
 #pragma omp parallel num_threads(nt)
@@ -117,11 +133,42 @@ void forward_split(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t n
           for (int64_t k = 0; k < nblk; ++k)
             std::copy(in + r * PW + k * H + j0, in + r * PW + k * H + j1, HP + (r0 + r) * PW + k * H + j0);
       for (int64_t g = 0; g < G; ++g) pk.run(g * U + up0, g * U + up1, n, in, PW, Z, GH, false);
+      if (ln) {  // α_h ⊙ LN(h W_hhᵀ) on this thread's columns, once every row's sums are in
+        for (int64_t r = 0; r < n; ++r) pz.moments<T>(tid, r, Z + r * GH, G, H, j0, j1);
+#pragma omp barrier
+        for (int64_t r = 0; r < n; ++r) {
+          const auto [mu, rs] = pz.stats(r);
+          T* zh = ln->zhat ? ln->zhat + (r0 + r) * GH : zbuf.data() + r * GH;
+          if (tid == 0 && ln->zrstd) ln->zrstd[r0 + r] = T(rs);
+          const Vec<T> vmu{T(mu)}, vrs{T(rs)};
+          for (int64_t g = 0; g < G; ++g)
+            for_cols<T>(g * H + j0, g * H + j1, [&](int64_t j, int64_t k) {
+              const Vec<T> h = (Vec<T>::loadu(Z + r * GH + j, k) - vmu) * vrs;
+              h.store(zh + j, k);
+              (h * Vec<T>::loadu(ln->ah + j, k)).store(Z + r * GH + j, k);
+            });
+        }
+      }
       for (int64_t r = 0; r < n; ++r) {
         const int64_t row = r0 + r;
-        T* gates = Gates ? Gates + row * GH : (fgr ? gbuf.data() + r * GH : nullptr);
+        T* gates = Gates ? Gates + row * GH : (gbuf.empty() ? nullptr : gbuf.data() + r * GH);
         fwd_row<T>(fl, L, H, j0, j1, X + row * GH, Z + r * GH, bias, pi, pf, po, Cs + r * H,
                    CP ? CP + row * H : nullptr, CS ? CS + row * H : nullptr, gates, Y + row * H);
+      }
+      if (ln) {  // m = o ⊙ tanh(α_c LN(C_t) + β_c), the same way
+        for (int64_t r = 0; r < n; ++r) pc.moments<T>(tid, r, Cs + r * H, 1, H, j0, j1);
+#pragma omp barrier
+        for (int64_t r = 0; r < n; ++r) {
+          const int64_t row = r0 + r;
+          const auto [mu, rs] = pc.stats(r);
+          if (tid == 0 && ln->cstats) ln->cstats[row * 2] = T(mu), ln->cstats[row * 2 + 1] = T(rs);
+          const T* gates = Gates ? Gates + row * GH : gbuf.data() + r * GH;
+          ln_cell_out<T>(fl, L, H, j0, j1, Cs + r * H, gates, ln->ac, ln->bc, T(mu), T(rs), Y + row * H);
+        }
+      }
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t row = r0 + r;
+        const T* gates = Gates ? Gates + row * GH : (gbuf.empty() ? nullptr : gbuf.data() + r * GH);
         std::copy(Y + row * H + j0, Y + row * H + j1, hnext + r * PW + j0);
         for (int64_t b = 0, k = 1; fgr && b < G; ++b)  // a_t: the sigmoid gate blocks, in order
           if (b != L.gg) std::copy(gates + b * H + j0, gates + b * H + j1, hnext + r * PW + (k++) * H + j0);
@@ -147,23 +194,67 @@ void forward_split(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t n
 template <typename T, typename Fl>
 void backward_split(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t nt, const Panels<T>& pk,
                     const T* GY, const T* G, const T* CS, const T* CP, const T* pi, const T* pf, const T* po,
-                    const T* Mask, T* DH, T* DC, T* DZ, int64_t H, bool fgr) {
+                    const T* Mask, T* DH, T* DC, T* DZ, int64_t H, bool fgr, const LnSplit<T>* ln = nullptr) {
   const int64_t gh = pk.K, U = H / Panels<float>::NR, NR = Panels<float>::NR;  // gh = G·H
-  const int64_t PW = pk.N, nblk = PW / H;
+  const int64_t PW = pk.N, nblk = PW / H, B = st.B, Gn = gh / H;
+  std::vector<T> lnb(ln ? 3 * B * H : 0);  // layer norm, per row: the output activation, dy ⊙ α_c, LN(C_t)
+  RowPartials pz(ln ? nt : 0, B), pc(ln ? nt : 0, B);
 #pragma omp parallel num_threads(nt)
   {
     const int64_t tid = omp_get_thread_num(), up0 = tid * U / nt, up1 = (tid + 1) * U / nt;
     const int64_t j0 = up0 * NR, j1 = up1 * NR;
     for (int64_t s = st.T - 1; s >= 0; --s) {
       const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
+      if (ln) {  // the output's path through LN(C_t): its share of ∂L/∂C_t needs every row's sums
+        for (int64_t r = 0; r < n; ++r) {
+          const int64_t row = r0 + r;
+          T* b = lnb.data() + r * 3 * H;
+          const auto [a, c] = ln_cell_grad<T>(fl, L, H, j0, j1, GY + row * H, DH + r * PW, CS + row * H, G + row * gh,
+                                              ln->cstats[row * 2], ln->cstats[row * 2 + 1], ln->ac, ln->bc, b,
+                                              ln->dyc + row * H, b + H, b + 2 * H);
+          pc.put_sums(tid, r, a, c);
+        }
+#pragma omp barrier
+        for (int64_t r = 0; r < n; ++r) {
+          const auto [a, c] = pc.sums(r);
+          const T* b = lnb.data() + r * 3 * H;
+          ln_apply(b + H, b + 2 * H, ln->cstats[(r0 + r) * 2 + 1], T(a / H), T(c / H), j0, j1, DC + r * H, true);
+        }
+      }
       for (int64_t r = 0; r < n; ++r) {
         const int64_t row = r0 + r;
         bwd_row<T>(fl, L, H, GY + row * H, DH + r * PW, DC + r * H, G + row * gh, CS + row * H, CP + row * H, pi,
-                   pf, po, DZ + row * gh, j0, j1, fgr ? DH + r * PW + H : nullptr);
+                   pf, po, DZ + row * gh, j0, j1, fgr ? DH + r * PW + H : nullptr,
+                   ln ? lnb.data() + r * 3 * H : nullptr);
+      }
+      if (ln) {  // dz reached α_h ⊙ LN(h W_hhᵀ): back through the normalisation, this thread's columns
+        for (int64_t r = 0; r < n; ++r) {
+          const int64_t row = r0 + r;
+          const T* zh = ln->zhat + row * gh;
+          T* dr = ln->draw + row * gh;
+          using V = Vec<T>;
+          for (int64_t g = 0; g < Gn; ++g)
+            for_cols<T>(g * H + j0, g * H + j1, [&](int64_t j, int64_t k) {
+              (V::loadu(DZ + row * gh + j, k) * V::loadu(ln->ah + j, k)).store(dr + j, k);
+            });
+          pz.put_sums(tid, r, blocks_sum<T>(Gn, H, j0, j1, [&](int64_t j, int64_t k) { return V::loadu(dr + j, k); }),
+                      blocks_sum<T>(Gn, H, j0, j1, [&](int64_t j, int64_t k) {
+                        return V::loadu(dr + j, k) * V::loadu(zh + j, k);
+                      }));
+        }
+#pragma omp barrier
+        for (int64_t r = 0; r < n; ++r) {
+          const int64_t row = r0 + r;
+          const auto [a, c] = pz.sums(r);
+          for (int64_t g = 0; g < Gn; ++g)
+            ln_apply(ln->draw + row * gh, ln->zhat + row * gh, ln->zrstd[row], T(a / gh), T(c / gh), g * H + j0,
+                     g * H + j1, ln->draw + row * gh, false);
+        }
       }
 #pragma omp barrier
-      for (int64_t k = 0; k < nblk; ++k)  // ∂L/∂h_{t-1} (and ∂L/∂a_{t-1}) = dz W_hh, this thread's units
-        pk.run(k * U + up0, k * U + up1, n, DZ + r0 * gh, gh, DH, PW, false);
+      const T* dprod = ln ? ln->draw : DZ;  // ∂L/∂(h_{t-1} W_hhᵀ)
+      for (int64_t k = 0; k < nblk; ++k)  // ∂L/∂h_{t-1} (and ∂L/∂a_{t-1}) = dprod W_hh, this thread's units
+        pk.run(k * U + up0, k * U + up1, n, dprod + r0 * gh, gh, DH, PW, false);
       if (Mask)
         for (int64_t r = 0; r < n; ++r)
           for (int64_t j = j0; j < j1; ++j) DH[r * H + j] *= Mask[r * H + j];
@@ -305,7 +396,7 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
   const T *ZH = ptr<T>(p.zh), *ZC = ptr<T>(p.zc);
   T *Y = ptr<T>(out), *Hs = ptr<T>(h), *Cs = ptr<T>(c), *Z = ptr<T>(zr), *Hin = ptr<T>(hin);
   Tensor cprev = ZC ? at::empty({B, H}, o) : Tensor();  // zoneout of C: C_{t-1} while C_t is computed
-  const bool splittable = !proj && !ZH && !ZC && !ln && unit_splittable<T>(H);  // forward_split may run
+  const bool splittable = !proj && !ZH && !ZC && unit_splittable<T>(H);  // forward_split may run
   const OneDnn dnn(p.whh, B, bf16, splittable);
   const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, GH, PW, true, B, splittable);  // h W_hhᵀ below oneDNN's size
   const Panels<T> pr = proj ? Panels<T>(Wr, P, H, true, B) : Panels<T>();      // m W_hrᵀ
@@ -315,10 +406,12 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
                             ptr<T>(hp), ptr<T>(cp), ptr<T>(cs), ptr<T>(gates), ptr<T>(m), ptr<T>(mbuf), B, H, P);
       return {out, h, c, hp, cp, cs, gates, m, Tensor(), Tensor(), Tensor()};
     }
-    if (const int64_t nt = ZH || ZC || ln ? 1 : split_threads<T>(pk, H, B, proj); nt > 1) {
+    if (const int64_t nt = ZH || ZC ? 1 : split_threads<T>(pk, H, B, proj); nt > 1) {
+      const LnSplit<T> lns{ptr<T>(p.lnh), ptr<T>(p.lnc), ptr<T>(p.lnbc), ptr<T>(zhat), ptr<T>(zrstd), ptr<T>(cstats),
+                           nullptr, nullptr};
       forward_split<T>(fl, L, st, nt, pk, X, ptr<T>(h0.contiguous()), bias, pi, pf, po, Mask, Y, Hs, Cs, Z,
-                       ptr<T>(hp), ptr<T>(cp), ptr<T>(cs), ptr<T>(gates), B, H, fgr);
-      return {out, h, c, hp, cp, cs, gates, m, Tensor(), Tensor(), Tensor()};
+                       ptr<T>(hp), ptr<T>(cp), ptr<T>(cs), ptr<T>(gates), B, H, fgr, ln ? &lns : nullptr);
+      return {out, h, c, hp, cp, cs, gates, m, zhat, zrstd, cstats};
     }
   }
   const T *AH = ptr<T>(p.lnh), *AC = ptr<T>(p.lnc), *BC = ptr<T>(p.lnbc);
@@ -347,9 +440,10 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
                  train ? ptr<T>(cp, (r0 + r) * H) : nullptr, train ? ptr<T>(cs, (r0 + r) * H) : nullptr,
                  Gs ? Gs + r * GH : nullptr, M + r * H);
       if (ln) {
-        T st[2];
-        ln_cell_row<T>(fl, L, H, Cs + r * H, Gs + r * GH, AC, BC, ptr<T>(chb, r * H), st, M + r * H);
-        if (train) std::copy(st, st + 2, ptr<T>(cstats, (r0 + r) * 2));
+        T mu;
+        const T rstd = ln_row(Cs + r * H, H, ptr<T>(chb, r * H), &mu);
+        ln_cell_out<T>(fl, L, H, 0, H, Cs + r * H, Gs + r * GH, AC, BC, mu, rstd, M + r * H);
+        if (train) ptr<T>(cstats, (r0 + r) * 2)[0] = mu, ptr<T>(cstats, (r0 + r) * 2)[1] = rstd;
       }
     });
     if (proj) {
@@ -395,29 +489,30 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
   Tensor carry_c = ZC ? at::empty({B, H}, o) : Tensor();
   T *DH = ptr<T>(dh), *DC = ptr<T>(dc), *DZ = ptr<T>(dz);
   const bool ln = p.lnh.defined();
-  const bool splittable = !proj && !ZH && !ZC && !ln && unit_splittable<T>(H);  // backward_split may run
+  const bool splittable = !proj && !ZH && !ZC && unit_splittable<T>(H);  // backward_split may run
   const OneDnn dnn(p.whh.t(), B, bf16, splittable);  // y = dz (W_hhᵀ)ᵀ on oneDNN for large float32 steps
   const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, PW, GH, false, B, splittable);  // dz W_hh
   const Panels<T> pr = proj ? Panels<T>(Wr, H, P, false, B) : Panels<T>();      // ∂L/∂h W_hr
-  int64_t nt = 1;
-  if constexpr (std::is_same<T, float>::value) {
-    if (ln) {
-      nt = 1;
-    } else if (proj && !ZH && !ZC && !Mask && !fgr) {
-      nt = split_threads_proj<T>(pk, pr, H, P, B);
-      if (nt > 1) backward_split_proj<T>(fl, L, st, nt, pk, pr, GY, G, CS, CP, pi, pf, po, DH, DC, DZ,
-                                         ptr<T>(dhall), ptr<T>(dm), H, P);
-    } else {
-      nt = ZH || ZC ? 1 : split_threads<T>(pk, H, B, proj);
-      if (nt > 1) backward_split<T>(fl, L, st, nt, pk, GY, G, CS, CP, pi, pf, po, Mask, DH, DC, DZ, H, fgr);
-    }
-  }
   // Layer norm: ∂L/∂(α_c LN(C) + β_c) and ∂L/∂(W_hh h) per row (for the gains and ∂W_hh), and scratch.
   Tensor dyc, draw, lnb;
   if (ln) {
     dyc = at::empty({N, H}, o);
     draw = at::empty({N, GH}, o);
     lnb = at::empty({B, 3 * H + GH}, o);
+  }
+  int64_t nt = 1;
+  if constexpr (std::is_same<T, float>::value) {
+    if (proj && !ZH && !ZC && !Mask && !fgr && !ln) {
+      nt = split_threads_proj<T>(pk, pr, H, P, B);
+      if (nt > 1) backward_split_proj<T>(fl, L, st, nt, pk, pr, GY, G, CS, CP, pi, pf, po, DH, DC, DZ,
+                                         ptr<T>(dhall), ptr<T>(dm), H, P);
+    } else {
+      nt = ZH || ZC ? 1 : split_threads<T>(pk, H, B, proj);
+      const LnSplit<T> lns{ptr<T>(p.lnh), ptr<T>(p.lnc), ptr<T>(p.lnbc), ptr<T>(zhat), ptr<T>(zrstd), ptr<T>(cstats),
+                           ptr<T>(dyc), ptr<T>(draw)};
+      if (nt > 1)
+        backward_split<T>(fl, L, st, nt, pk, GY, G, CS, CP, pi, pf, po, Mask, DH, DC, DZ, H, fgr, ln ? &lns : nullptr);
+    }
   }
   const T *AH = ptr<T>(p.lnh), *AC = ptr<T>(p.lnc), *BC = ptr<T>(p.lnbc);
   for (int64_t s = nt > 1 ? -1 : st.T - 1; s >= 0; --s) {
@@ -447,8 +542,10 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
       if (ln) {  // the output's path through LN(C_t) first: it needs whole-row sums
         T* sc = ptr<T>(lnb, r * (3 * H + GH));
         aout = sc;
-        ln_cell_row_backward<T>(fl, L, H, d1, d2, CS + row * H, G + row * GH, ptr<T>(cstats, row * 2), AC, BC, aout,
-                                ptr<T>(dyc, row * H), sc + H, sc + 2 * H, DC + r * H);
+        const T* cst = ptr<T>(cstats, row * 2);
+        const auto [s1, s2] = ln_cell_grad<T>(fl, L, H, 0, H, d1, d2, CS + row * H, G + row * GH, cst[0], cst[1], AC,
+                                              BC, aout, ptr<T>(dyc, row * H), sc + H, sc + 2 * H);
+        ln_apply(sc + H, sc + 2 * H, cst[1], T(s1 / H), T(s2 / H), 0, H, DC + r * H, true);
       }
       bwd_row<T>(fl, L, H, d1, d2, DC + r * H, G + row * GH, CS + row * H, CP + row * H, pi, pf, po, DZ + row * GH,
                  0, H, fgr ? DH + r * PW + P : nullptr, aout);
