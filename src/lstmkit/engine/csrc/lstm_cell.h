@@ -6,9 +6,11 @@
 //
 // The pass is templated on the variant's structure (which gates exist, coupling, activations) so
 // each registered variant gets straight-line vector code. Peepholes and biases are optional pointers.
+// With layer norm, ln_cell_out / ln_cell_grad recompute m from LN(C_t) around these passes.
 #pragma once
 
 #include "common.h"
+#include "ln.h"
 
 namespace lstmkit {
 namespace lstm {
@@ -145,6 +147,49 @@ inline void bwd_row(const Fl& fl, const Layout<Fl>& L, int64_t H, const T* dm1, 
     }
     dcp.store(dc + j, k);
   });
+}
+
+// Layer norm (Ba et al. 2016) on C_t, after fwd_row: m = o ⊙ act(α_c ⊙ ĉ + β_c) with
+// ĉ = (C_t − mean)·rstd, on columns [j0, j1) of one row (fwd_row wrote m from the raw C_t).
+template <typename T, typename Fl>
+void ln_cell_out(const Fl& fl, const Layout<Fl>& L, int64_t H, int64_t j0, int64_t j1, const T* cn, const T* gates,
+                 const T* ac, const T* bc, T mean, T rstd, T* m) {
+  using V = Vec<T>;
+  const V mu(mean), rs(rstd);
+  for_cols<T>(j0, j1, [&](int64_t j, int64_t k) {
+    V y = (V::loadu(cn + j, k) - mu) * rs * V::loadu(ac + j, k);
+    if (bc) y = y + V::loadu(bc + j, k);
+    const V a = fl.oact ? tanh_<T>(y) : y;
+    (fl.og ? V::loadu(gates + L.go * H + j, k) * a : a).store(m + j, k);
+  });
+}
+
+// Its backward on columns [j0, j1), before bwd_row: from dm = ∂L/∂m (dm1 + dm2), writes the output
+// activation to aout (bwd_row's `aout`), dy = ∂L/∂(α_c ĉ + β_c), gq = dy ⊙ α_c and chat = ĉ, and
+// returns Σ gq and Σ gq ⊙ ĉ over the columns; ln_apply(gq, chat, ...) then adds what reaches C_t.
+template <typename T, typename Fl>
+std::pair<double, double> ln_cell_grad(const Fl& fl, const Layout<Fl>& L, int64_t H, int64_t j0, int64_t j1,
+                                       const T* dm1, const T* dm2, const T* cn, const T* gates, T mean, T rstd,
+                                       const T* ac, const T* bc, T* aout, T* dy, T* gq, T* chat) {
+  using V = Vec<T>;
+  const V mu(mean), rs(rstd), one(T(1));
+  for_cols<T>(j0, j1, [&](int64_t j, int64_t k) {
+    V dm = V::loadu(dm1 + j, k);
+    if (dm2) dm = dm + V::loadu(dm2 + j, k);
+    const V ch = (V::loadu(cn + j, k) - mu) * rs, alpha = V::loadu(ac + j, k);
+    V y = ch * alpha;
+    if (bc) y = y + V::loadu(bc + j, k);
+    const V a = fl.oact ? tanh_<T>(y) : y;
+    const V o = fl.og ? V::loadu(gates + L.go * H + j, k) : one;
+    const V d = fl.oact ? dm * o * (one - a * a) : dm * o;
+    a.store(aout + j, k);
+    d.store(dy + j, k);
+    (d * alpha).store(gq + j, k);
+    ch.store(chat + j, k);
+  });
+  const T s1 = blocks_sum<T>(1, 0, j0, j1, [&](int64_t j, int64_t k) { return V::loadu(gq + j, k); });
+  const T s2 = blocks_sum<T>(1, 0, j0, j1, [&](int64_t j, int64_t k) { return V::loadu(gq + j, k) * V::loadu(chat + j, k); });
+  return {s1, s2};
 }
 
 // Run `fn(flags_object)` with the registered variants' structures as compile-time constants.
