@@ -137,6 +137,7 @@ def test_stepper_packs_a_copy(ext, gen):
 
 
 @pytest.mark.parametrize("variant,cfg", [("lstm", {"proj_size": 3, "num_layers": 2}), ("peephole", {"bidirectional": True}),
+                                         ("lstm", {"layer_norm": True, "num_layers": 2}),
                                          ("gru", {}), ("gru", {"reset_after": False}), ("rnn", {})])
 def test_onednn_products_match_reference(ext, monkeypatch, gen, variant, cfg):
     """With the oneDNN threshold at 0 every float32 product (input projection under no_grad, the

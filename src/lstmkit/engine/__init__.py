@@ -136,13 +136,18 @@ def input_projection(spec, x: torch.Tensor, p: dict) -> torch.Tensor:
     oneDNN runs AVX-512 code on this AMD CPU where ``F.linear`` (MKL) runs AVX2, about 2.5x apart
     at large shapes. Its ops have no autograd formula, so with a gradient to track (or for small
     products, where its fixed cost per call dominates) this is just ``spec.input_projection``.
+    With layer norm the bias comes after the normalisation, as in ``cells.common.project``.
     """
-    w, b = p["weight_ih"], p.get("bias_ih")
-    if (p.get("weight_ln_ih") is not None or x.dtype != torch.float32 or torch.is_autocast_enabled("cpu") or 2.0 * x.shape[0] * w.shape[0] * w.shape[1] < onednn_min_flops(PROJECTION_ONEDNN_MIN_FLOPS)
+    w, b, ln = p["weight_ih"], p.get("bias_ih"), p.get("weight_ln_ih")
+    if (x.dtype != torch.float32 or torch.is_autocast_enabled("cpu") or 2.0 * x.shape[0] * w.shape[0] * w.shape[1] < onednn_min_flops(PROJECTION_ONEDNN_MIN_FLOPS)
             or (torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, w, b)))):
         return spec.input_projection(x, p)
     try:
         wp = torch.ops.mkldnn._reorder_linear_weight(w, x.shape[0])
-        return torch.ops.mkldnn._linear_pointwise(x.contiguous(), wp, b, "none", [], "")
+        y = torch.ops.mkldnn._linear_pointwise(x.contiguous(), wp, None if ln is not None else b, "none", [], "")
     except (AttributeError, RuntimeError):  # a torch build without the prepacked ops
         return spec.input_projection(x, p)
+    if ln is None:
+        return y
+    y = torch.nn.functional.layer_norm(y, (y.shape[-1],), ln)  # as cells/common.py: project
+    return y if b is None else y + b
