@@ -149,18 +149,16 @@ def run(ext, spec, p: dict, xw, batch_sizes, state: tuple, reverse: bool, bf16: 
     dtype = p["weight_hh"].dtype
     fgr = spec.family == "lstm" and spec.gate_recurrence
     if fgr:  # the previous sigmoid gates a_{t-1} travel with h_{t-1}: the engine's state is ([h, a], C)
-        if h_mask is not None or zone is not None:
-            raise ValueError("the engine runs FGR without recurrent dropout or zoneout")
         p = {**p, "weight_hh": fgr_weight(spec, p)}
         width_h = state[0].shape[1]
         state = (torch.cat([state[0], state[2]], dim=1), state[1])
     cfg = Config(spec.family, flags(spec), list(batch_sizes), reverse, bf16 and dtype == torch.float32)
     if h_mask is not None and not supports_recurrent_dropout(spec):
-        raise ValueError(f"the engine has no recurrent dropout for the {spec.family} family")
+        raise ValueError("the engine runs fgr without recurrent dropout (direction_runner sends it to the reference loop)")
     p = {**p, "h_mask": None if h_mask is None else h_mask.to(dtype).contiguous()}
     if zone is not None:
         if not supports_zoneout(spec):
-            raise ValueError(f"the engine has no zoneout for the {spec.family} family")
+            raise ValueError("the engine runs fgr without zoneout (direction_runner sends it to the reference loop)")
         p.update({f"zone_{k}": _zone_tensor(z, xw.shape[0], s.shape[1], dtype)
                   for k, z, s in zip(("h", "c"), zone, state)})
     params = [p.get(name) for name in PARAMS[spec.family]]

@@ -3,7 +3,6 @@
 // (lstmkit/cells/lstm.py, cells/common.py: project); lstm.cpp applies the gains.
 #pragma once
 
-#include <algorithm>
 #include <cmath>
 #include <utility>
 
@@ -26,19 +25,45 @@ inline T row_sum(int64_t n, const Fn& term) {
   return s;
 }
 
+// Σ term(j) over the columns {b·stride + j : b < nblk, j0 <= j < j1} of a row (vector lanes).
+template <typename T, typename Fn>
+inline T blocks_sum(int64_t nblk, int64_t stride, int64_t j0, int64_t j1, const Fn& term) {
+  T s = 0;
+  for (int64_t b = 0; b < nblk; ++b)
+    s += row_sum<T>(j1 - j0, [&](int64_t j, int64_t k) { return term(b * stride + j0 + j, k); });
+  return s;
+}
+
+// (mean, M2 = Σ (x − mean)²) over the columns {b·stride + j : b < nblk, j0 <= j < j1} of x, in two
+// passes (mean, then the centred squares): no cancellation whatever the mean.
+template <typename T>
+inline std::pair<T, T> moments(const T* x, int64_t nblk, int64_t stride, int64_t j0, int64_t j1) {
+  using V = Vec<T>;
+  const int64_t n = nblk * (j1 - j0);
+  if (n == 0) return {T(0), T(0)};
+  const T mu = blocks_sum<T>(nblk, stride, j0, j1, [&](int64_t j, int64_t k) { return V::loadu(x + j, k); }) / T(n);
+  const V vmu(mu);
+  const T m2 = blocks_sum<T>(nblk, stride, j0, j1, [&](int64_t j, int64_t k) {
+    const V d = V::loadu(x + j, k) - vmu;
+    return d * d;
+  });
+  return {mu, m2};
+}
+
+// 1 / sqrt(var + eps) from M2 over n elements.
+template <typename T>
+inline T ln_rstd(double m2, int64_t n) {
+  return T(1.0 / std::sqrt(m2 / n + kLnEps));
+}
+
 // xhat = (x - mean) / sqrt(var + eps) over n elements, and, with `gain`, y = gain ⊙ xhat; returns
-// 1 / sqrt(var + eps) and sets *mean. Two passes (mean, then the centred squares): no cancellation.
+// 1 / sqrt(var + eps) and sets *mean.
 template <typename T>
 inline T ln_row(const T* x, int64_t n, T* xhat, T* mean, const T* gain = nullptr, T* y = nullptr) {
   using V = Vec<T>;
-  const T mu = row_sum<T>(n, [&](int64_t j, int64_t k) { return V::loadu(x + j, k); }) / T(n);
-  const V vmu(mu);
-  const T var = row_sum<T>(n, [&](int64_t j, int64_t k) {
-    const V d = V::loadu(x + j, k) - vmu;
-    return d * d;
-  }) / T(n);
-  const T rstd = T(1.0 / std::sqrt(double(var) + kLnEps));
-  const V vr(rstd);
+  const auto [mu, m2] = moments(x, 1, 0, 0, n);
+  const T rstd = ln_rstd<T>(m2, n);
+  const V vmu(mu), vr(rstd);
   for_cols<T>(n, [&](int64_t j, int64_t k) {
     const V h = (V::loadu(x + j, k) - vmu) * vr;
     h.store(xhat + j, k);
@@ -72,15 +97,6 @@ inline void ln_row_backward(const T* g, const T* xhat, T rstd, int64_t n, T* dx,
   ln_apply(g, xhat, rstd, m1, m2, 0, n, dx, acc);
 }
 
-// Σ term(j) over the columns {b·stride + j : b < nblk, j0 <= j < j1} of a row (vector lanes).
-template <typename T, typename Fn>
-inline T blocks_sum(int64_t nblk, int64_t stride, int64_t j0, int64_t j1, const Fn& term) {
-  T s = 0;
-  for (int64_t b = 0; b < nblk; ++b)
-    s += row_sum<T>(j1 - j0, [&](int64_t j, int64_t k) { return term(b * stride + j0 + j, k); });
-  return s;
-}
-
 // Threads that split a row's columns meet to normalise it: each puts what its columns contribute
 // into its own slot, and after a barrier every thread combines all slots. For the statistics the
 // slots hold (count, mean, M2) of the thread's columns, computed in two passes and combined as
@@ -93,18 +109,10 @@ struct RowPartials {
 
   // This thread's (count, mean, M2) of the columns {b·stride + j : b < nblk, j0 <= j < j1} of x.
   template <typename T>
-  void moments(int64_t tid, int64_t r, const T* x, int64_t nblk, int64_t stride, int64_t j0, int64_t j1) {
-    using V = Vec<T>;
-    const int64_t n = nblk * (j1 - j0);
-    const T mu = n ? blocks_sum<T>(nblk, stride, j0, j1, [&](int64_t j, int64_t k) { return V::loadu(x + j, k); }) / T(n)
-                   : T(0);
-    const V vmu(mu);
-    const T m2 = blocks_sum<T>(nblk, stride, j0, j1, [&](int64_t j, int64_t k) {
-      const V d = V::loadu(x + j, k) - vmu;
-      return d * d;
-    });
+  void put_moments(int64_t tid, int64_t r, const T* x, int64_t nblk, int64_t stride, int64_t j0, int64_t j1) {
+    const auto [mu, m2] = moments(x, nblk, stride, j0, j1);
     double* p = at(tid, r);
-    p[0] = n, p[1] = mu, p[2] = m2;
+    p[0] = nblk * (j1 - j0), p[1] = mu, p[2] = m2;
   }
   // Every thread's moments of row r combined: (mean, 1 / sqrt(var + eps)).
   std::pair<double, double> stats(int64_t r) const {
@@ -116,7 +124,7 @@ struct RowPartials {
       const double* p = v.data() + (t * B + r) * 3;
       m2 += p[2] + p[0] * (p[1] - mu) * (p[1] - mu);
     }
-    return {mu, 1.0 / std::sqrt(m2 / n + kLnEps)};
+    return {mu, ln_rstd<double>(m2, int64_t(n))};
   }
   void put_sums(int64_t tid, int64_t r, double a, double b) {
     double* p = at(tid, r);

@@ -69,10 +69,9 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
   Tensor hin = drop ? at::empty({B, P}, o) : h;  // what enters W_hh: h_{t-1} ⊙ mask with recurrent dropout
   Tensor hp, cp, cs, gates, m;  // for backward: h_{t-1}, C_{t-1}, C_t, gates and (LSTMP) m, per row
   Tensor gbuf = (fgr || ln) && !train ? at::empty({B, GH}, o) : Tensor();  // FGR, LN inference: this step's gates
-  Tensor zhat, zrstd, cstats, zhb, chb;  // layer norm: LN(W_hh h) and its 1/σ per row, C's (mean, 1/σ) per row
+  Tensor zhat, zrstd, cstats, zhb;  // layer norm: LN(W_hh h) and its 1/σ per row, C's (mean, 1/σ) per row
   if (ln) {
     zhb = at::empty({B, GH}, o);
-    chb = at::empty({B, H}, o);
     if (train) {
       zhat = at::empty({N, GH}, o);
       zrstd = at::empty({N}, o);
@@ -139,8 +138,8 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
                  train ? ptr<T>(cp, (r0 + r) * H) : nullptr, train ? ptr<T>(cs, (r0 + r) * H) : nullptr,
                  Gs ? Gs + r * GH : nullptr, M + r * H);
       if (ln) {
-        T mu;
-        const T rstd = ln_row(Cs + r * H, H, ptr<T>(chb, r * H), &mu);
+        const auto [mu, m2] = moments(Cs + r * H, 1, 0, 0, H);
+        const T rstd = ln_rstd<T>(m2, H);
         ln_cell_out<T>(fl, L, H, 0, H, Cs + r * H, Gs + r * GH, AC, BC, mu, rstd, M + r * H);
         if (train) ptr<T>(cstats, (r0 + r) * 2)[0] = mu, ptr<T>(cstats, (r0 + r) * 2)[1] = rstd;
       }

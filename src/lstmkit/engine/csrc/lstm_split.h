@@ -65,7 +65,7 @@ void forward_split(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t n
             std::copy(in + r * PW + k * H + j0, in + r * PW + k * H + j1, HP + (r0 + r) * PW + k * H + j0);
       for (int64_t g = 0; g < G; ++g) pk.run(g * U + up0, g * U + up1, n, in, PW, Z, GH, false);
       if (ln) {  // α_h ⊙ LN(h W_hhᵀ) on this thread's columns, once every row's sums are in
-        for (int64_t r = 0; r < n; ++r) pz.moments<T>(tid, r, Z + r * GH, G, H, j0, j1);
+        for (int64_t r = 0; r < n; ++r) pz.put_moments<T>(tid, r, Z + r * GH, G, H, j0, j1);
 #pragma omp barrier
         for (int64_t r = 0; r < n; ++r) {
           const auto [mu, rs] = pz.stats(r);
@@ -87,7 +87,7 @@ void forward_split(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t n
                    CP ? CP + row * H : nullptr, CS ? CS + row * H : nullptr, gates, Y + row * H);
       }
       if (ln) {  // m = o ⊙ tanh(α_c LN(C_t) + β_c), the same way
-        for (int64_t r = 0; r < n; ++r) pc.moments<T>(tid, r, Cs + r * H, 1, H, j0, j1);
+        for (int64_t r = 0; r < n; ++r) pc.put_moments<T>(tid, r, Cs + r * H, 1, H, j0, j1);
 #pragma omp barrier
         for (int64_t r = 0; r < n; ++r) {
           const int64_t row = r0 + r;
