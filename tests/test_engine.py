@@ -354,7 +354,13 @@ def test_autocast_bf16_recurrent_products(ext, engine_calls, monkeypatch, gen, v
     exact, fp32_products, got = run(False, True), run(True, False), run(True, True)
     assert engine_calls, "the engine must run"
     moved = [name for name in got if not torch.equal(got[name], fp32_products[name])]
-    assert "weight_hh_l0" in moved and "out" in moved, f"bf16 products changed only {moved}"
+    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        assert "weight_hh_l0" in moved and "out" in moved, f"bf16 products changed only {moved}"
+    else:  # an AVX2-only CPU: no bf16 kernels, so the recurrent products stay float32 (and must not fail);
+        # oneDNN's float32 products round differently from the panel kernel's, hence not bit-equal
+        for name in got:
+            torch.testing.assert_close(got[name], fp32_products[name], rtol=1e-4, atol=1e-5,
+                                       msg=lambda s, n=name: f"{n}: without bf16 kernels the products must stay float32: {s}")
     for name in got:
         scale = max(1.0, exact[name].abs().max().item())
         torch.testing.assert_close(got[name], exact[name], rtol=BF16_RTOL, atol=BF16_RTOL * scale,

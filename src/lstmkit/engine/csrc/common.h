@@ -78,6 +78,19 @@ inline bool onednn_allowed() {
   const char* off = std::getenv("LSTMKIT_ONEDNN");
   return !(off && std::string(off) == "0");
 }
+// Whether oneDNN has bf16 kernels on this CPU (avx512_bf16, or avx_ne_convert; an AVX2-only CPU has
+// none, and its bf16 weight reorder throws). Without them autocast's bf16 recurrent products and
+// weight gradients stay float32, which is also faster there than ATen's bf16 fallback.
+inline bool onednn_bf16_supported() {
+  static const bool ok = [] {
+    auto h = c10::Dispatcher::singleton().findSchema({"mkldnn::_is_mkldnn_bf16_supported", ""});
+    if (!h) return false;
+    torch::jit::Stack st;
+    h->callBoxed(&st);
+    return st[0].toBool();
+  }();
+  return ok;
+}
 //
 // With `bf16` (the layer runs under CPU autocast to bfloat16) the weight is packed in bf16 and each
 // call rounds its input to bf16: oneDNN's bf16 kernel (avx512_bf16) accumulates in float32 at about
@@ -92,7 +105,7 @@ struct OneDnn {
   OneDnn(const Tensor& W, int64_t batch, bool bf16_products = false, bool splittable = false) {
     if (!W.defined() || W.scalar_type() != at::kFloat || !linear() || !reorder() || !onednn_allowed()) return;
     if (2.0 * batch * W.size(0) * W.size(1) < onednn_min_flops(splittable)) return;
-    bf16 = bf16_products;
+    bf16 = bf16_products && onednn_bf16_supported();
     torch::jit::Stack st{bf16 ? W.to(at::kBFloat16).contiguous() : W.contiguous(), c10::IValue(batch)};
     reorder()->callBoxed(&st);
     wp = st[0].toTensor();
@@ -123,7 +136,7 @@ struct OneDnn {
 // bf16 product on oneDNN (about 1.7x MKL's float32 sgemm here, measured at 6400x2048x512), its
 // result rounded to bf16 as autocast's own products are; float32 otherwise (and with LSTMKIT_ONEDNN=0).
 inline Tensor weight_grad(const Tensor& A, const Tensor& B, bool bf16) {
-  if (bf16 && A.scalar_type() == at::kFloat && onednn_allowed()) return at::mm(A.t().to(at::kBFloat16), B.to(at::kBFloat16)).to(at::kFloat);
+  if (bf16 && A.scalar_type() == at::kFloat && onednn_allowed() && onednn_bf16_supported()) return at::mm(A.t().to(at::kBFloat16), B.to(at::kBFloat16)).to(at::kFloat);
   return at::mm(A.t(), B);
 }
 
