@@ -43,6 +43,16 @@ struct Layout {
   }
 };
 
+// bwd_row's saved inputs of `row` (its gates, C_{t-1} and C_t, columns [j0, j1) of each block),
+// fetched while the row before it is computed (see prefetch_cols).
+template <typename T>
+inline void prefetch_row_bwd(const T* G, const T* CS, const T* CP, int64_t GH, int64_t H, int64_t row, int64_t j0,
+                             int64_t j1) {
+  prefetch_cols(G + row * GH, GH / H, H, j0, j1);
+  prefetch_cols(CS + row * H, 1, H, j0, j1);
+  prefetch_cols(CP + row * H, 1, H, j0, j1);
+}
+
 // Forward pointwise pass for one row. c holds C_{t-1} on entry and C_t on exit. With cp_save and
 // cs_save, C_{t-1} and C_t are kept for backward; with `gates`, the gate activations (for backward,
 // and for FGR, whose next step reads this step's sigmoid gates).

@@ -80,9 +80,11 @@ void forward_split(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t n
             });
         }
       }
+      prefetch_cols(X + r0 * GH, G, H, j0, j1);
       for (int64_t r = 0; r < n; ++r) {
         const int64_t row = r0 + r;
         T* gates = Gates ? Gates + row * GH : (gbuf.empty() ? nullptr : gbuf.data() + r * GH);
+        if (r + 1 < n) prefetch_cols(X + (row + 1) * GH, G, H, j0, j1);
         fwd_row<T>(fl, L, H, j0, j1, X + row * GH, Z + r * GH, bias, pi, pf, po, Cs + r * H,
                    CP ? CP + row * H : nullptr, CS ? CS + row * H : nullptr, gates, Y + row * H);
       }
@@ -154,6 +156,7 @@ void backward_split(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t 
       }
       for (int64_t r = 0; r < n; ++r) {
         const int64_t row = r0 + r;
+        if (r + 1 < n) prefetch_row_bwd(G, CS, CP, gh, H, row + 1, j0, j1);
         bwd_row<T>(fl, L, H, GY + row * H, DH + r * PW, DC + r * H, G + row * gh, CS + row * H, CP + row * H, pi,
                    pf, po, DZ + row * gh, j0, j1, fgr ? DH + r * PW + H : nullptr,
                    ln ? lnb.data() + r * 3 * H : nullptr);
@@ -228,8 +231,10 @@ void forward_split_proj(const Fl& fl, const Layout<Fl>& L, const Steps& st, int6
       T* M = Msave ? Msave + r0 * H : Mbuf;
       if (HP) for (int64_t r = 0; r < n; ++r) std::copy(hcur + r * P + q0, hcur + r * P + q1, HP + (r0 + r) * P + q0);
       for (int64_t g = 0; g < G; ++g) pk.run(g * U + up0, g * U + up1, n, hcur, P, Z, GH, false);
+      prefetch_cols(X + r0 * GH, G, H, j0, j1);
       for (int64_t r = 0; r < n; ++r) {
         const int64_t row = r0 + r;
+        if (r + 1 < n) prefetch_cols(X + (row + 1) * GH, G, H, j0, j1);
         fwd_row<T>(fl, L, H, j0, j1, X + row * GH, Z + r * GH, bias, pi, pf, po, Cs + r * H,
                    CP ? CP + row * H : nullptr, CS ? CS + row * H : nullptr, Gates ? Gates + row * GH : nullptr,
                    M + r * H);
@@ -263,6 +268,7 @@ void backward_split_proj(const Fl& fl, const Layout<Fl>& L, const Steps& st, int
       pr.run(up0, up1, n, dha, P, DM, H, false);  // ∂L/∂m = ∂L/∂h W_hr, this thread's units
       for (int64_t r = 0; r < n; ++r) {
         const int64_t row = r0 + r;
+        if (r + 1 < n) prefetch_row_bwd(G, CS, CP, GH, H, row + 1, j0, j1);
         bwd_row<T>(fl, L, H, DM + r * H, nullptr, DC + r * H, G + row * GH, CS + row * H, CP + row * H, pi, pf, po,
                    DZ + row * GH, j0, j1);
       }
