@@ -193,6 +193,7 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
   const Panels<T> pr = proj ? Panels<T>(Wr, H, P, false, B) : Panels<T>();      // ∂L/∂h W_hr
   // Layer norm: ∂L/∂(α_c LN(C) + β_c) and ∂L/∂(W_hh h) per row (for the gains and ∂W_hh), and scratch.
   Tensor dyc, draw, lnb;
+  Tensor dlnh, dlnc, dlnbc;  // layer norm's gains and shift: summed in backward_split, or after the loop
   if (ln) {
     dyc = at::empty({N, H}, o);
     draw = at::empty({N, GH}, o);
@@ -206,8 +207,12 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
                                          ptr<T>(dhall), ptr<T>(dm), H, P);
     } else {
       nt = ZH || ZC ? 1 : split_threads<T>(pk, H, B, proj);
+      if (nt > 1 && ln) {
+        const auto od = at::TensorOptions().dtype(at::kDouble);
+        dlnh = at::zeros({GH}, od), dlnc = at::zeros({H}, od), dlnbc = p.lnbc.defined() ? at::zeros({H}, od) : Tensor();
+      }
       const LnSplit<T> lns{ptr<T>(p.lnh), ptr<T>(p.lnc), ptr<T>(p.lnbc), ptr<T>(zhat), ptr<T>(zrstd), ptr<T>(cstats),
-                           ptr<T>(dyc), ptr<T>(draw)};
+                           ptr<T>(dyc), ptr<T>(draw), ptr<double>(dlnh), ptr<double>(dlnc), ptr<double>(dlnbc)};
       if (nt > 1)
         backward_split<T>(fl, L, st, nt, pk, GY, G, CS, CP, pi, pf, po, Mask, DH, DC, DZ, H, fgr, ln ? &lns : nullptr);
     }
@@ -277,8 +282,10 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
   };
   Tensor dpi = peep(p.pi, L.gi, cp), dpf = peep(p.pf, L.gf, cp), dpo = peep(p.po, L.go, cs);
   Tensor dwhr = proj ? weight_grad(dhall, m, bf16) : Tensor();
-  Tensor dlnh, dlnc, dlnbc;  // layer norm's gains and shift
-  if (ln) {
+  if (ln && dlnh.defined()) {
+    dlnh = dlnh.to(dz.scalar_type()), dlnc = dlnc.to(dz.scalar_type());
+    if (dlnbc.defined()) dlnbc = dlnbc.to(dz.scalar_type());
+  } else if (ln) {
     dlnh = (dz * zhat).sum(0);
     dlnc = (dyc * ((cs - cstats.narrow(1, 0, 1)) * cstats.narrow(1, 1, 1))).sum(0);
     dlnbc = p.lnbc.defined() ? dyc.sum(0) : Tensor();

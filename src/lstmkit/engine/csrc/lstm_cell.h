@@ -177,10 +177,12 @@ void ln_cell_out(const Fl& fl, const Layout<Fl>& L, int64_t H, int64_t j0, int64
 // Its backward on columns [j0, j1), before bwd_row: from dm = ∂L/∂m (dm1 + dm2), writes the output
 // activation to aout (bwd_row's `aout`), dy = ∂L/∂(α_c ĉ + β_c), gq = dy ⊙ α_c and chat = ĉ, and
 // returns Σ gq and Σ gq ⊙ ĉ over the columns; ln_apply(gq, chat, ...) then adds what reaches C_t.
+// With `dac` (and `dbc`), also adds this row's dy ⊙ ĉ (and dy) to them: the gradients of α_c and β_c.
 template <typename T, typename Fl>
 std::pair<double, double> ln_cell_grad(const Fl& fl, const Layout<Fl>& L, int64_t H, int64_t j0, int64_t j1,
                                        const T* dm1, const T* dm2, const T* cn, const T* gates, T mean, T rstd,
-                                       const T* ac, const T* bc, T* aout, T* dy, T* gq, T* chat) {
+                                       const T* ac, const T* bc, T* aout, T* dy, T* gq, T* chat, T* dac = nullptr,
+                                       T* dbc = nullptr) {
   using V = Vec<T>;
   const V mu(mean), rs(rstd), one(T(1));
   for_cols<T>(j0, j1, [&](int64_t j, int64_t k) {
@@ -196,6 +198,8 @@ std::pair<double, double> ln_cell_grad(const Fl& fl, const Layout<Fl>& L, int64_
     d.store(dy + j, k);
     (d * alpha).store(gq + j, k);
     ch.store(chat + j, k);
+    if (dac) at::vec::fmadd(d, ch, V::loadu(dac + j, k)).store(dac + j, k);
+    if (dbc) (V::loadu(dbc + j, k) + d).store(dbc + j, k);
   });
   const T s1 = blocks_sum<T>(1, 0, j0, j1, [&](int64_t j, int64_t k) { return V::loadu(gq + j, k); });
   const T s2 = blocks_sum<T>(1, 0, j0, j1, [&](int64_t j, int64_t k) { return V::loadu(gq + j, k) * V::loadu(chat + j, k); });

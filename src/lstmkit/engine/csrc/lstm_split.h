@@ -20,7 +20,11 @@ template <typename T>
 struct LnSplit {
   const T *ah, *ac, *bc;     // gains of W_hh h (G·H) and of C (H), shift of C (H or null)
   T *zhat, *zrstd, *cstats;  // forward, training: LN(W_hh h) (N, G·H), its 1/σ (N), C's (mean, 1/σ) (N, 2)
-  T *dyc, *draw;             // backward: ∂L/∂(α_c ĉ + β_c) (N, H), ∂L/∂(h W_hhᵀ) (N, G·H)
+  T *dyc, *draw;             // backward: ∂L/∂(α_c ĉ + β_c) (N, H; the one-thread loop only), ∂L/∂(h W_hhᵀ) (N, G·H)
+  // backward: the gains' and shift's gradients, Σ over rows, each thread adding its own columns
+  // (no separate passes over the (N, G·H) and (N, H) arrays after the loop). Summed in float within
+  // a step, then in double across steps, so long sequences do not lose precision.
+  double *dah, *dac, *dbc;  // (G·H), (H), (H or null)
 };
 
 // Threads that split a step's hidden units: each owns the same unit columns of every gate block
@@ -130,27 +134,31 @@ void backward_split(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t 
                     const T* Mask, T* DH, T* DC, T* DZ, int64_t H, bool fgr, const LnSplit<T>* ln = nullptr) {
   const int64_t gh = pk.K, U = H / Panels<float>::NR, NR = Panels<float>::NR;  // gh = G·H
   const int64_t PW = pk.N, nblk = PW / H, B = st.B, Gn = gh / H;
-  std::vector<T> lnb(ln ? 3 * B * H : 0);  // layer norm, per row: the output activation, dy ⊙ α_c, LN(C_t)
+  // layer norm, per row: the output activation, dy ⊙ α_c, LN(C_t), dy (kept only for this step: the
+  // gains' gradients are summed here, so ln->dyc is not written)
+  std::vector<T> lnb(ln ? 4 * B * H : 0);
   RowPartials pz(ln ? nt : 0, B), pc(ln ? nt : 0, B);
 #pragma omp parallel num_threads(nt)
   {
     const int64_t tid = omp_get_thread_num(), up0 = tid * U / nt, up1 = (tid + 1) * U / nt;
     const int64_t j0 = up0 * NR, j1 = up1 * NR;
+    std::vector<T> gsum(ln ? gh + 2 * H : 0, T(0));  // this step's sums for dah, dac, dbc (this thread's columns)
+    T *sah = gsum.data(), *sac = sah + gh, *sbc = ln && ln->bc ? sac + H : nullptr;
     for (int64_t s = st.T - 1; s >= 0; --s) {
       const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
       if (ln) {  // the output's path through LN(C_t): its share of ∂L/∂C_t needs every row's sums
         for (int64_t r = 0; r < n; ++r) {
           const int64_t row = r0 + r;
-          T* b = lnb.data() + r * 3 * H;
+          T* b = lnb.data() + r * 4 * H;
           const auto [a, c] = ln_cell_grad<T>(fl, L, H, j0, j1, GY + row * H, DH + r * PW, CS + row * H, G + row * gh,
                                               ln->cstats[row * 2], ln->cstats[row * 2 + 1], ln->ac, ln->bc, b,
-                                              ln->dyc + row * H, b + H, b + 2 * H);
+                                              b + 3 * H, b + H, b + 2 * H, sac, sbc);
           pc.put_sums(tid, r, a, c);
         }
 #pragma omp barrier
         for (int64_t r = 0; r < n; ++r) {
           const auto [a, c] = pc.sums(r);
-          const T* b = lnb.data() + r * 3 * H;
+          const T* b = lnb.data() + r * 4 * H;
           ln_apply(b + H, b + 2 * H, ln->cstats[(r0 + r) * 2 + 1], T(a / H), T(c / H), j0, j1, DC + r * H, true);
         }
       }
@@ -159,7 +167,7 @@ void backward_split(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t 
         if (r + 1 < n) prefetch_row_bwd(G, CS, CP, gh, H, row + 1, j0, j1);
         bwd_row<T>(fl, L, H, GY + row * H, DH + r * PW, DC + r * H, G + row * gh, CS + row * H, CP + row * H, pi,
                    pf, po, DZ + row * gh, j0, j1, fgr ? DH + r * PW + H : nullptr,
-                   ln ? lnb.data() + r * 3 * H : nullptr);
+                   ln ? lnb.data() + r * 4 * H : nullptr);
       }
       if (ln) {  // dz reached α_h ⊙ LN(h W_hhᵀ): back through the normalisation, this thread's columns
         for (int64_t r = 0; r < n; ++r) {
@@ -169,7 +177,9 @@ void backward_split(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t 
           using V = Vec<T>;
           for (int64_t g = 0; g < Gn; ++g)
             for_cols<T>(g * H + j0, g * H + j1, [&](int64_t j, int64_t k) {
-              (V::loadu(DZ + row * gh + j, k) * V::loadu(ln->ah + j, k)).store(dr + j, k);
+              const V dz = V::loadu(DZ + row * gh + j, k);
+              (dz * V::loadu(ln->ah + j, k)).store(dr + j, k);
+              at::vec::fmadd(dz, V::loadu(zh + j, k), V::loadu(sah + j, k)).store(sah + j, k);
             });
           pz.put_sums(tid, r, blocks_sum<T>(Gn, H, j0, j1, [&](int64_t j, int64_t k) { return V::loadu(dr + j, k); }),
                       blocks_sum<T>(Gn, H, j0, j1, [&](int64_t j, int64_t k) {
@@ -184,6 +194,12 @@ void backward_split(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t 
             ln_apply(ln->draw + row * gh, ln->zhat + row * gh, ln->zrstd[row], T(a / gh), T(c / gh), g * H + j0,
                      g * H + j1, ln->draw + row * gh, false);
         }
+        auto flush = [&](T* f, double* d, int64_t c0, int64_t c1) {  // this step's float sums into the totals
+          for (int64_t j = c0; j < c1; ++j) d[j] += f[j], f[j] = T(0);
+        };
+        for (int64_t g = 0; g < Gn; ++g) flush(sah, ln->dah, g * H + j0, g * H + j1);
+        flush(sac, ln->dac, j0, j1);
+        if (sbc) flush(sbc, ln->dbc, j0, j1);
       }
 #pragma omp barrier
       const T* dprod = ln ? ln->draw : DZ;  // ∂L/∂(h_{t-1} W_hhᵀ)
