@@ -63,8 +63,11 @@ inline void fwd_row(const Fl& fl, const Layout<Fl>& L, int64_t ld, int64_t j0, i
                     const T* b, const T* pi, const T* pf, const T* po, T* c, T* cp_save, T* cs_save, T* gates, T* m) {
   using V = Vec<T>;
   const int64_t H = ld;
-  for_cols<T>(j0, j1, [&](int64_t j, int64_t k) {
-    auto pre = [&](int64_t gate) {
+  // The lambdas here capture by value: vector stores may alias anything, so with captures by
+  // reference GCC reloaded every pointer (and tested it for null) after each store (perf; the
+  // layer-norm pass went 10-16% faster when its pointers were captured by value).
+  for_cols<T>(j0, j1, [=](int64_t j, int64_t k) {
+    auto pre = [=](int64_t gate) {
       const int64_t o = gate * ld + j;
       V z = V::loadu(xw + o, k) + V::loadu(zr + o, k);
       return b ? z + V::loadu(b + o, k) : z;
@@ -120,7 +123,7 @@ inline void bwd_row(const Fl& fl, const Layout<Fl>& L, int64_t H, const T* dm1, 
                     const T* gates, const T* cs, const T* cp, const T* pi, const T* pf, const T* po, T* dz,
                     int64_t j0 = 0, int64_t j1 = -1, const T* da = nullptr, const T* aout = nullptr) {
   using V = Vec<T>;
-  for_cols<T>(j0, j1 < 0 ? H : j1, [&](int64_t j, int64_t k) {
+  for_cols<T>(j0, j1 < 0 ? H : j1, [=](int64_t j, int64_t k) {
     const V one(T(1));
     V dm = V::loadu(dm1 + j, k);
     if (dm2) dm = dm + V::loadu(dm2 + j, k);
@@ -132,7 +135,7 @@ inline void bwd_row(const Fl& fl, const Layout<Fl>& L, int64_t H, const T* dm1, 
     const V a = aout ? V::loadu(aout + j, k) : (fl.oact ? tanh_<T>(cn) : cn);
     V dcn = V::loadu(dc + j, k);
     if (!aout) dcn = dcn + (fl.oact ? dm * o * (one - a * a) : dm * o);
-    auto gate_da = [&](int64_t block) { return V::loadu(da + (block < L.gg ? block : block - 1) * H + j, k); };
+    auto gate_da = [=](int64_t block) { return V::loadu(da + (block < L.gg ? block : block - 1) * H + j, k); };
     if (fl.og) {
       const V dzo = (da ? dm * a + gate_da(L.go) : dm * a) * o * (one - o);
       dzo.store(dz + L.go * H + j, k);
@@ -166,7 +169,7 @@ void ln_cell_out(const Fl& fl, const Layout<Fl>& L, int64_t H, int64_t j0, int64
                  const T* ac, const T* bc, T mean, T rstd, T* m) {
   using V = Vec<T>;
   const V mu(mean), rs(rstd);
-  for_cols<T>(j0, j1, [&](int64_t j, int64_t k) {
+  for_cols<T>(j0, j1, [=](int64_t j, int64_t k) {
     V y = (V::loadu(cn + j, k) - mu) * rs * V::loadu(ac + j, k);
     if (bc) y = y + V::loadu(bc + j, k);
     const V a = fl.oact ? tanh_<T>(y) : y;
@@ -185,7 +188,7 @@ std::pair<double, double> ln_cell_grad(const Fl& fl, const Layout<Fl>& L, int64_
                                        T* dbc = nullptr) {
   using V = Vec<T>;
   const V mu(mean), rs(rstd), one(T(1));
-  for_cols<T>(j0, j1, [&](int64_t j, int64_t k) {
+  for_cols<T>(j0, j1, [=](int64_t j, int64_t k) {
     V dm = V::loadu(dm1 + j, k);
     if (dm2) dm = dm + V::loadu(dm2 + j, k);
     const V ch = (V::loadu(cn + j, k) - mu) * rs, alpha = V::loadu(ac + j, k);

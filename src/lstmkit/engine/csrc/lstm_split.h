@@ -50,7 +50,6 @@ void forward_split(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t n
   const int64_t GH = pk.N, G = GH / H, U = H / Panels<float>::NR, NR = Panels<float>::NR, PW = pk.K;
   const int64_t nblk = PW / H;  // h, then (FGR) the a-blocks
   std::vector<T> hbuf(2 * B * PW), hinb(Mask ? 2 * B * H : 0), gbuf((fgr || ln) && !Gates ? B * GH : 0);
-  std::vector<T> zbuf(ln && !ln->zhat ? B * GH : 0);  // inference: this step's LN(W_hh h)
   RowPartials pz(ln ? nt : 0, B), pc(ln ? nt : 0, B);  // the product's and C's partial row sums
   std::copy(h0, h0 + B * PW, hbuf.data());
   if (Mask) mask_rows(hinb.data(), h0, Mask, B, H);
@@ -73,14 +72,17 @@ void forward_split(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t n
 #pragma omp barrier
         for (int64_t r = 0; r < n; ++r) {
           const auto [mu, rs] = pz.stats(r);
-          T* zh = ln->zhat ? ln->zhat + (r0 + r) * GH : zbuf.data() + r * GH;
+          // Pointers captured by value: by reference, GCC reloaded them after every store.
+          T* const zh = ln->zhat ? ln->zhat + (r0 + r) * GH : nullptr;  // training keeps LN(W_hh h)
+          T* const zr = Z + r * GH;
+          const T* const ah = ln->ah;
           if (tid == 0 && ln->zrstd) ln->zrstd[r0 + r] = T(rs);
           const Vec<T> vmu{T(mu)}, vrs{T(rs)};
           for (int64_t g = 0; g < G; ++g)
-            for_cols<T>(g * H + j0, g * H + j1, [&](int64_t j, int64_t k) {
-              const Vec<T> h = (Vec<T>::loadu(Z + r * GH + j, k) - vmu) * vrs;
-              h.store(zh + j, k);
-              (h * Vec<T>::loadu(ln->ah + j, k)).store(Z + r * GH + j, k);
+            for_cols<T>(g * H + j0, g * H + j1, [zh, zr, ah, vmu, vrs](int64_t j, int64_t k) {
+              const Vec<T> h = (Vec<T>::loadu(zr + j, k) - vmu) * vrs;
+              if (zh) h.store(zh + j, k);
+              (h * Vec<T>::loadu(ah + j, k)).store(zr + j, k);
             });
         }
       }
