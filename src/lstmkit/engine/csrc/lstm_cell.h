@@ -58,18 +58,41 @@ inline void prefetch_row_bwd(const T* G, const T* CS, const T* CP, int64_t GH, i
 // and for FGR, whose next step reads this step's sigmoid gates).
 // The gate blocks of xw, zr and b start every `ld` elements (ld = H, or the stepper's padded width);
 // only columns [j0, j1) are computed (the stepper splits a step's columns across threads).
-template <typename T, typename Fl>
+// With `lz` (layer norm, the unit-split loop), zr is the raw product and each gate's share is
+// normalised on the way in, α_h ⊙ (zr − μ)·ρ, keeping (zr − μ)·ρ in lz->zhat when training (one pass
+// over the row instead of a separate normalisation pass); m is then not written (layer norm writes
+// it from LN(C_t) afterwards).
+template <typename T>
+struct LnRow {
+  const T* ah;  // α_h (G·H)
+  T mu, rs;     // the row's mean and 1/σ
+  T* zhat;      // training: LN(zr) of this row; null otherwise
+};
+// (Lz = LnRow<T>*, a separate instantiation: the plain loops keep a pass without the check.)
+template <typename T, typename Fl, typename Lz = std::nullptr_t>
 inline void fwd_row(const Fl& fl, const Layout<Fl>& L, int64_t ld, int64_t j0, int64_t j1, const T* xw, const T* zr,
-                    const T* b, const T* pi, const T* pf, const T* po, T* c, T* cp_save, T* cs_save, T* gates, T* m) {
+                    const T* b, const T* pi, const T* pf, const T* po, T* c, T* cp_save, T* cs_save, T* gates, T* m,
+                    Lz lz = nullptr) {
   using V = Vec<T>;
+  constexpr bool kLn = !std::is_same<Lz, std::nullptr_t>::value;
   const int64_t H = ld;
+  const T* ah = nullptr;
+  T* zhat = nullptr;
+  V vmu(T(0)), vrs(T(1));
+  if constexpr (kLn) ah = lz->ah, zhat = lz->zhat, vmu = V(lz->mu), vrs = V(lz->rs);
   // The lambdas here capture by value: vector stores may alias anything, so with captures by
   // reference GCC reloaded every pointer (and tested it for null) after each store (perf; the
   // layer-norm pass went 10-16% faster when its pointers were captured by value).
   for_cols<T>(j0, j1, [=](int64_t j, int64_t k) {
     auto pre = [=](int64_t gate) {
       const int64_t o = gate * ld + j;
-      V z = V::loadu(xw + o, k) + V::loadu(zr + o, k);
+      V zz = V::loadu(zr + o, k);
+      if constexpr (kLn) {
+        zz = (zz - vmu) * vrs;
+        if (zhat) zz.store(zhat + o, k);
+        zz = zz * V::loadu(ah + o, k);
+      }
+      const V z = V::loadu(xw + o, k) + zz;
       return b ? z + V::loadu(b + o, k) : z;
     };
     const V one(T(1));
@@ -95,8 +118,7 @@ inline void fwd_row(const Fl& fl, const Layout<Fl>& L, int64_t ld, int64_t j0, i
       if (po) zo = zo + V::loadu(po + j, k) * cn;
       o = sigmoid<T>(zo);
     }
-    const V a = fl.oact ? tanh_<T>(cn) : cn;
-    (o * a).store(m + j, k);
+    if constexpr (!kLn) (o * (fl.oact ? tanh_<T>(cn) : cn)).store(m + j, k);
     cn.store(c + j, k);
     if (cp_save) {
       cprev.store(cp_save + j, k);

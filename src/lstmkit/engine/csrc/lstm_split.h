@@ -67,32 +67,27 @@ void forward_split(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t n
           for (int64_t k = 0; k < nblk; ++k)
             std::copy(in + r * PW + k * H + j0, in + r * PW + k * H + j1, HP + (r0 + r) * PW + k * H + j0);
       for (int64_t g = 0; g < G; ++g) pk.run(g * U + up0, g * U + up1, n, in, PW, Z, GH, false);
-      if (ln) {  // α_h ⊙ LN(h W_hhᵀ) on this thread's columns, once every row's sums are in
+      if (ln) {  // LN(h W_hhᵀ) needs every row's sums: fwd_row then normalises its own columns
         for (int64_t r = 0; r < n; ++r) pz.put_moments<T>(tid, r, Z + r * GH, G, H, j0, j1);
 #pragma omp barrier
-        for (int64_t r = 0; r < n; ++r) {
-          const auto [mu, rs] = pz.stats(r);
-          // Pointers captured by value: by reference, GCC reloaded them after every store.
-          T* const zh = ln->zhat ? ln->zhat + (r0 + r) * GH : nullptr;  // training keeps LN(W_hh h)
-          T* const zr = Z + r * GH;
-          const T* const ah = ln->ah;
-          if (tid == 0 && ln->zrstd) ln->zrstd[r0 + r] = T(rs);
-          const Vec<T> vmu{T(mu)}, vrs{T(rs)};
-          for (int64_t g = 0; g < G; ++g)
-            for_cols<T>(g * H + j0, g * H + j1, [zh, zr, ah, vmu, vrs](int64_t j, int64_t k) {
-              const Vec<T> h = (Vec<T>::loadu(zr + j, k) - vmu) * vrs;
-              if (zh) h.store(zh + j, k);
-              (h * Vec<T>::loadu(ah + j, k)).store(zr + j, k);
-            });
-        }
       }
       prefetch_cols(X + r0 * GH, G, H, j0, j1);
       for (int64_t r = 0; r < n; ++r) {
         const int64_t row = r0 + r;
         T* gates = Gates ? Gates + row * GH : (gbuf.empty() ? nullptr : gbuf.data() + r * GH);
         if (r + 1 < n) prefetch_cols(X + (row + 1) * GH, G, H, j0, j1);
-        fwd_row<T>(fl, L, H, j0, j1, X + row * GH, Z + r * GH, bias, pi, pf, po, Cs + r * H,
-                   CP ? CP + row * H : nullptr, CS ? CS + row * H : nullptr, gates, Y + row * H);
+        LnRow<T> lz{};
+        if (ln) {  // α_h ⊙ LN(h W_hhᵀ) inside fwd_row; m comes from LN(C_t) below, so fwd_row skips it
+          const auto [mu, rs] = pz.stats(r);
+          lz = {ln->ah, T(mu), T(rs), ln->zhat ? ln->zhat + row * GH : nullptr};
+          if (tid == 0 && ln->zrstd) ln->zrstd[row] = T(rs);
+        }
+        if (ln)
+          fwd_row<T>(fl, L, H, j0, j1, X + row * GH, Z + r * GH, bias, pi, pf, po, Cs + r * H,
+                     CP ? CP + row * H : nullptr, CS ? CS + row * H : nullptr, gates, nullptr, &lz);
+        else
+          fwd_row<T>(fl, L, H, j0, j1, X + row * GH, Z + r * GH, bias, pi, pf, po, Cs + r * H,
+                     CP ? CP + row * H : nullptr, CS ? CS + row * H : nullptr, gates, Y + row * H);
       }
       if (ln) {  // m = o ⊙ tanh(α_c LN(C_t) + β_c), the same way
         for (int64_t r = 0; r < n; ++r) pc.put_moments<T>(tid, r, Cs + r * H, 1, H, j0, j1);
