@@ -56,23 +56,6 @@ inline T ln_rstd(double m2, int64_t n) {
   return T(1.0 / std::sqrt(m2 / n + kLnEps));
 }
 
-// xhat = (x - mean) / sqrt(var + eps) over n elements, and, with `gain`, y = gain ⊙ xhat; returns
-// 1 / sqrt(var + eps) and sets *mean.
-template <typename T>
-inline T ln_row(const T* x, int64_t n, T* xhat, T* mean, const T* gain = nullptr, T* y = nullptr) {
-  using V = Vec<T>;
-  const auto [mu, m2] = moments(x, 1, 0, 0, n);
-  const T rstd = ln_rstd<T>(m2, n);
-  const V vmu(mu), vr(rstd);
-  for_cols<T>(n, [&](int64_t j, int64_t k) {
-    const V h = (V::loadu(x + j, k) - vmu) * vr;
-    h.store(xhat + j, k);
-    if (y) (h * V::loadu(gain + j, k)).store(y + j, k);
-  });
-  *mean = mu;
-  return rstd;
-}
-
 // The second half of LN's backward on columns [j0, j1), given m1 = mean(g) and m2 = mean(g ⊙ xhat)
 // over the whole row: dx = rstd (g − m1 − xhat · m2), added to dx when `acc`, else written (dx may
 // be g itself).

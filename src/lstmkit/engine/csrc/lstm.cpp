@@ -69,14 +69,11 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
   Tensor hin = drop ? at::empty({B, P}, o) : h;  // what enters W_hh: h_{t-1} ⊙ mask with recurrent dropout
   Tensor hp, cp, cs, gates, m;  // for backward: h_{t-1}, C_{t-1}, C_t, gates and (LSTMP) m, per row
   Tensor gbuf = (fgr || ln) && !train ? at::empty({B, GH}, o) : Tensor();  // FGR, LN inference: this step's gates
-  Tensor zhat, zrstd, cstats, zhb;  // layer norm: LN(W_hh h) and its 1/σ per row, C's (mean, 1/σ) per row
-  if (ln) {
-    zhb = at::empty({B, GH}, o);
-    if (train) {
-      zhat = at::empty({N, GH}, o);
-      zrstd = at::empty({N}, o);
-      cstats = at::empty({N, 2}, o);
-    }
+  Tensor zhat, zrstd, cstats;  // layer norm, training: LN(W_hh h) and its 1/σ per row, C's (mean, 1/σ) per row
+  if (ln && train) {
+    zhat = at::empty({N, GH}, o);
+    zrstd = at::empty({N}, o);
+    cstats = at::empty({N, 2}, o);
   }
   if (train) {
     hp = at::empty({N, PW}, o);
@@ -121,23 +118,22 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
     if (drop) mask_rows(Hin, Hs, Mask, n, P);
     if (train) copy_rows(ptr<T>(hp, r0 * PW), Hin, n, PW);  // ∂W_hh needs what entered the product
     const T* Zs = step_gemm<T>(dnn, pk, zkeep, hin, n, Z);  // (n, G·H) = h_{t-1} W_hhᵀ
-    if (ln) {  // α_h ⊙ LN(h_{t-1} W_hhᵀ); fwd_row adds b_hh
-      for_rows(n, GH, [&](int64_t r) {
-        T* zh = train ? ptr<T>(zhat, (r0 + r) * GH) : ptr<T>(zhb, r * GH);
-        T mu;
-        const T rstd = ln_row(Zs + r * GH, GH, zh, &mu, AH, Z + r * GH);
-        if (train) ptr<T>(zrstd)[r0 + r] = rstd;
-      });
-      Zs = Z;
-    }
     T* M = proj ? ptr<T>(mbuf) : Y + r0 * P;
     if (ZC) copy_rows(ptr<T>(cprev), Cs, n, H);
     T* Gs = train ? ptr<T>(gates, r0 * GH) : (gbuf.defined() ? ptr<T>(gbuf) : nullptr);  // this step's gates, (n, GH)
     for_rows(n, GH, [&](int64_t r) {
-      fwd_row<T>(fl, L, H, 0, H, X + (r0 + r) * GH, Zs + r * GH, bias, pi, pf, po, Cs + r * H,
-                 train ? ptr<T>(cp, (r0 + r) * H) : nullptr, train ? ptr<T>(cs, (r0 + r) * H) : nullptr,
-                 Gs ? Gs + r * GH : nullptr, M + r * H);
-      if (ln) {
+      T* cp_row = train ? ptr<T>(cp, (r0 + r) * H) : nullptr;
+      T* cs_row = train ? ptr<T>(cs, (r0 + r) * H) : nullptr;
+      if (!ln) {
+        fwd_row<T>(fl, L, H, 0, H, X + (r0 + r) * GH, Zs + r * GH, bias, pi, pf, po, Cs + r * H, cp_row, cs_row,
+                   Gs ? Gs + r * GH : nullptr, M + r * H);
+      } else {  // α_h ⊙ LN(h_{t-1} W_hhᵀ) inside fwd_row (which adds b_hh), then m from LN(C_t)
+        const auto [zmu, zm2] = moments(Zs + r * GH, 1, 0, 0, GH);
+        const T zrs = ln_rstd<T>(zm2, GH);
+        if (train) ptr<T>(zrstd)[r0 + r] = zrs;
+        const LnRow<T> lz{AH, T(zmu), zrs, train ? ptr<T>(zhat, (r0 + r) * GH) : nullptr};
+        fwd_row<T>(fl, L, H, 0, H, X + (r0 + r) * GH, Zs + r * GH, bias, pi, pf, po, Cs + r * H, cp_row, cs_row,
+                   Gs + r * GH, nullptr, &lz);
         const auto [mu, m2] = moments(Cs + r * H, 1, 0, 0, H);
         const T rstd = ln_rstd<T>(m2, H);
         ln_cell_out<T>(fl, L, H, 0, H, Cs + r * H, Gs + r * GH, AC, BC, mu, rstd, M + r * H);
