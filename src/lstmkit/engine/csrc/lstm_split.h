@@ -76,18 +76,16 @@ void forward_split(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t n
         const int64_t row = r0 + r;
         T* gates = Gates ? Gates + row * GH : (gbuf.empty() ? nullptr : gbuf.data() + r * GH);
         if (r + 1 < n) prefetch_cols(X + (row + 1) * GH, G, H, j0, j1);
-        LnRow<T> lz{};
+        T *cp = CP ? CP + row * H : nullptr, *cs = CS ? CS + row * H : nullptr;
         if (ln) {  // α_h ⊙ LN(h W_hhᵀ) inside fwd_row; m comes from LN(C_t) below, so fwd_row skips it
           const auto [mu, rs] = pz.stats(r);
-          lz = {ln->ah, T(mu), T(rs), ln->zhat ? ln->zhat + row * GH : nullptr};
           if (tid == 0 && ln->zrstd) ln->zrstd[row] = T(rs);
+          const LnRow<T> lz{ln->ah, T(mu), T(rs), ln->zhat ? ln->zhat + row * GH : nullptr};
+          fwd_row<T>(fl, L, H, j0, j1, X + row * GH, Z + r * GH, bias, pi, pf, po, Cs + r * H, cp, cs, gates, nullptr,
+                     &lz);
+        } else {
+          fwd_row<T>(fl, L, H, j0, j1, X + row * GH, Z + r * GH, bias, pi, pf, po, Cs + r * H, cp, cs, gates, Y + row * H);
         }
-        if (ln)
-          fwd_row<T>(fl, L, H, j0, j1, X + row * GH, Z + r * GH, bias, pi, pf, po, Cs + r * H,
-                     CP ? CP + row * H : nullptr, CS ? CS + row * H : nullptr, gates, nullptr, &lz);
-        else
-          fwd_row<T>(fl, L, H, j0, j1, X + row * GH, Z + r * GH, bias, pi, pf, po, Cs + r * H,
-                     CP ? CP + row * H : nullptr, CS ? CS + row * H : nullptr, gates, Y + row * H);
       }
       if (ln) {  // m = o ⊙ tanh(α_c LN(C_t) + β_c), the same way
         for (int64_t r = 0; r < n; ++r) pc.put_moments<T>(tid, r, Cs + r * H, 1, H, j0, j1);
