@@ -103,7 +103,7 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
     }
     if (const int64_t nt = ZH || ZC ? 1 : split_threads<T>(pk, H, B, proj); nt > 1) {
       const LnSplit<T> lns{ptr<T>(p.lnh), ptr<T>(p.lnc), ptr<T>(p.lnbc), ptr<T>(zhat), ptr<T>(zrstd), ptr<T>(cstats),
-                           nullptr, nullptr};
+                           nullptr};
       forward_split<T>(fl, L, st, nt, pk, X, ptr<T>(h0.contiguous()), bias, pi, pf, po, Mask, Y, Hs, Cs, Z,
                        ptr<T>(hp), ptr<T>(cp), ptr<T>(cs), ptr<T>(gates), B, H, fgr, ln ? &lns : nullptr);
       return {out, h, c, hp, cp, cs, gates, m, zhat, zrstd, cstats};
@@ -187,7 +187,7 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
   const OneDnn dnn(p.whh.t(), B, bf16, splittable);  // y = dz (W_hhᵀ)ᵀ on oneDNN for large float32 steps
   const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, PW, GH, false, B, splittable);  // dz W_hh
   const Panels<T> pr = proj ? Panels<T>(Wr, H, P, false, B) : Panels<T>();      // ∂L/∂h W_hr
-  // Layer norm: ∂L/∂(α_c LN(C) + β_c) and ∂L/∂(W_hh h) per row (for the gains and ∂W_hh), and scratch.
+  // Layer norm: ∂L/∂(α_c LN(C) + β_c) per row (the one-thread loop's gain sums) and ∂L/∂(W_hh h) per row (∂W_hh), and scratch.
   Tensor dyc, draw, lnb;
   Tensor dlnh, dlnc, dlnbc;  // layer norm's gains and shift: summed in backward_split, or after the loop
   if (ln) {
@@ -208,7 +208,7 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
         dlnh = at::zeros({GH}, od), dlnc = at::zeros({H}, od), dlnbc = p.lnbc.defined() ? at::zeros({H}, od) : Tensor();
       }
       const LnSplit<T> lns{ptr<T>(p.lnh), ptr<T>(p.lnc), ptr<T>(p.lnbc), ptr<T>(zhat), ptr<T>(zrstd), ptr<T>(cstats),
-                           ptr<T>(dyc), ptr<T>(draw), ptr<double>(dlnh), ptr<double>(dlnc), ptr<double>(dlnbc)};
+                           ptr<T>(draw), ptr<double>(dlnh), ptr<double>(dlnc), ptr<double>(dlnbc)};
       if (nt > 1)
         backward_split<T>(fl, L, st, nt, pk, GY, G, CS, CP, pi, pf, po, Mask, DH, DC, DZ, H, fgr, ln ? &lns : nullptr);
     }

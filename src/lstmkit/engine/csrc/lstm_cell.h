@@ -58,7 +58,7 @@ inline void prefetch_row_bwd(const T* G, const T* CS, const T* CP, int64_t GH, i
 // and for FGR, whose next step reads this step's sigmoid gates).
 // The gate blocks of xw, zr and b start every `ld` elements (ld = H, or the stepper's padded width);
 // only columns [j0, j1) are computed (the stepper splits a step's columns across threads).
-// With `lz` (layer norm, the unit-split loop), zr is the raw product and each gate's share is
+// With `lz` (layer norm), zr is the raw product and each gate's share is
 // normalised on the way in, α_h ⊙ (zr − μ)·ρ, keeping (zr − μ)·ρ in lz->zhat when training (one pass
 // over the row instead of a separate normalisation pass); m is then not written (layer norm writes
 // it from LN(C_t) afterwards).

@@ -20,7 +20,7 @@ template <typename T>
 struct LnSplit {
   const T *ah, *ac, *bc;     // gains of W_hh h (G·H) and of C (H), shift of C (H or null)
   T *zhat, *zrstd, *cstats;  // forward, training: LN(W_hh h) (N, G·H), its 1/σ (N), C's (mean, 1/σ) (N, 2)
-  T *dyc, *draw;             // backward: ∂L/∂(α_c ĉ + β_c) (N, H; the one-thread loop only), ∂L/∂(h W_hhᵀ) (N, G·H)
+  T* draw;                   // backward: ∂L/∂(h W_hhᵀ) (N, G·H)
   // backward: the gains' and shift's gradients, Σ over rows, each thread adding its own columns
   // (no separate passes over the (N, G·H) and (N, H) arrays after the loop). Summed in float within
   // a step, then in double across steps, so long sequences do not lose precision.
@@ -129,8 +129,8 @@ void backward_split(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t 
                     const T* Mask, T* DH, T* DC, T* DZ, int64_t H, bool fgr, const LnSplit<T>* ln = nullptr) {
   const int64_t gh = pk.K, U = H / Panels<float>::NR, NR = Panels<float>::NR;  // gh = G·H
   const int64_t PW = pk.N, nblk = PW / H, B = st.B, Gn = gh / H;
-  // layer norm, per row: the output activation, dy ⊙ α_c, LN(C_t), dy (kept only for this step: the
-  // gains' gradients are summed here, so ln->dyc is not written)
+  // layer norm, per row: the output activation, dy ⊙ α_c, LN(C_t), dy = ∂L/∂(α_c ĉ + β_c) (kept only
+  // for this step: the gains' gradients are summed here)
   std::vector<T> lnb(ln ? 4 * B * H : 0);
   RowPartials pz(ln ? nt : 0, B), pc(ln ? nt : 0, B);
 #pragma omp parallel num_threads(nt)
