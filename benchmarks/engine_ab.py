@@ -9,7 +9,7 @@ after the other cannot settle a 5 % change. Here both builds (each cached under 
 ``$LSTMKIT_CACHE``) are imported side by side and called in ABBA order, so drift hits both
 alike, and caches warmed by one call help the other equally. Only the loop is timed: the input
 projection ``xw`` is a fixed random tensor, so the builds' C++ code is the only difference.
-``--family lstm-ln`` adds layer norm's parameters. Prints the medians and their ratio B/A.
+``--family lstm-ln`` adds layer norm's parameters; ``gru-before`` is Cho et al.'s GRU (reset_after=False). Prints the medians and their ratio B/A.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def load_build(directory: str):
 def loop_call(ext, family: str, T: int, B: int, H: int, train: bool, seed: int = 0):
     """A closure running one layer-direction's forward (and, with `train`, backward) on `ext`."""
     ln = family == "lstm-ln"
-    fam = "lstm" if ln else family
+    fam = {"lstm-ln": "lstm", "gru-before": "gru"}.get(family, family)
     g = torch.Generator().manual_seed(seed)
     G = GATES[fam]
     xw = torch.randn(T * B, G * H, generator=g)
@@ -52,7 +52,8 @@ def loop_call(ext, family: str, T: int, B: int, H: int, train: bool, seed: int =
                  bias_ln_c=0.1 * torch.randn(H, generator=g))
     params = [p.get(k) for k in F.PARAMS[fam]]
     states = tuple(torch.zeros(B, H) for _ in range(2 if fam == "lstm" else 1))
-    cfg = F.Config(fam, FLAGS[fam], [B] * T, False, False)
+    flags = 0 if family == "gru-before" else FLAGS[fam]  # gru flag 1 = reset_after
+    cfg = F.Config(fam, flags, [B] * T, False, False)
 
     def run():
         out, _, saved = F.forward(ext, cfg, xw, states, params, train)
@@ -68,7 +69,7 @@ def main(argv=None) -> None:
     ap.add_argument("build_b")
     ap.add_argument("--shape", nargs=3, type=int, default=[100, 32, 256], metavar=("T", "B", "H"))
     ap.add_argument("--mode", choices=["infer", "train"], default="infer")
-    ap.add_argument("--family", choices=[*GATES, "lstm-ln"], default="lstm")
+    ap.add_argument("--family", choices=[*GATES, "lstm-ln", "gru-before"], default="lstm")
     ap.add_argument("--reps", type=int, default=30, help="timed calls per build (median reported)")
     args = ap.parse_args(argv)
     T, B, H = args.shape

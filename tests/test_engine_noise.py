@@ -98,7 +98,7 @@ def test_gradcheck_with_masks_through_engine(ext, engine_calls, monkeypatch, gen
 
 @pytest.mark.parametrize("variant,dropout,extra", [(v, d, {}) for v in ("lstm", "peephole", "cifg", "nog", "gru")
                                                    for d in (0.0, 0.3)]
-                         + [("fgr", 0.0, {}), ("lstm", 0.3, {"layer_norm": True}), ("noaf", 0.0, {"layer_norm": True}),
+                         + [("fgr", 0.0, {}), ("gru", 0.0, {"reset_after": False, "hidden_size": 192}), ("lstm", 0.3, {"layer_norm": True}), ("noaf", 0.0, {"layer_norm": True}),
                             ("nog", 0.0, {"layer_norm": True})])
 def test_unit_split_threads_match_reference(ext, engine_calls, monkeypatch, gen, variant, dropout, extra):
     """Steps of at least 1 MFLOP with H a multiple of 32 run on threads that each own some hidden
@@ -107,17 +107,20 @@ def test_unit_split_threads_match_reference(ext, engine_calls, monkeypatch, gen,
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        m = _make(variant, dict(bidirectional=True, recurrent_dropout=dropout, **extra), torch.float32, gen,
-                  input_size=5, hidden_size=64).train()
+        # Cho's GRU splits from 3 panels per thread (unit_split_threads in csrc/panels.h): H = 192.
+        H = extra.get("hidden_size", 64)
+        cfg = {k: v for k, v in extra.items() if k != "hidden_size"}
+        m = _make(variant, dict(bidirectional=True, recurrent_dropout=dropout, **cfg), torch.float32, gen,
+                  input_size=5, hidden_size=H).train()
         with torch.no_grad():  # moderate weights: randn * 0.5 would saturate every gate at H = 64
             for p in m.parameters():
-                p.mul_(0.2)
-        T, B = 6, 36  # 2·36·256·64 = 1.2 MFLOP per full step
+                p.mul_(0.2 * (64 / H) ** 0.5)
+        T, B = 6, 36  # 2·36·256·64 = 1.2 MFLOP per full step at H = 64
         x = torch.randn(T, B, 5, generator=gen)
         lengths = torch.sort(torch.randint(1, T + 1, (B,), generator=gen), descending=True).values
         lengths[0] = T
-        hx = [torch.randn(2, B, 64, generator=gen) for _ in range(2 if m.spec.family == "lstm" else 1)]
-        weight = torch.randn(int(lengths.sum()) * 128, generator=gen)
+        hx = [torch.randn(2, B, H, generator=gen) for _ in range(2 if m.spec.family == "lstm" else 1)]
+        weight = torch.randn(int(lengths.sum()) * 2 * H, generator=gen)
 
         _both_paths(m, x, hx, lengths, weight, monkeypatch, engine_calls, seed=3, directions=2)
         m.eval()

@@ -123,6 +123,111 @@ void backward_split(const Steps& st, int64_t nt, const Panels<T>& pb, const T* G
   }
 }
 
+// Cho's form on the unit-split threads: two products per step, so two barriers. Each thread owns
+// its units' r and z columns of U_rz h (pk), their r⊙h, then, once all of r⊙h is there, its units'
+// columns of U_n (r⊙h) (pn), its n and its part of h. Z (B, 2H), Q (B, H) and ZN (B, H) are
+// per-step buffers; Zk (B, H) keeps z for the second pass in inference (training keeps it in Gates).
+template <typename T>
+void forward_before_split(const Steps& st, int64_t nt, const Panels<T>& pk, const Panels<T>& pn, const T* X,
+                          const T* h0, const T* bias, T* Y, T* Hfinal, T* Z, T* Q, T* ZN, T* Zk, T* HP, T* Gates,
+                          T* Qs, int64_t B, int64_t H) {
+  using V = Vec<T>;
+  const int64_t G = 3 * H, NR = Panels<float>::NR, U = H / NR;
+  std::vector<T> hbuf(2 * B * H);
+  std::copy(h0, h0 + B * H, hbuf.data());
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t tid = omp_get_thread_num(), up0 = tid * U / nt, up1 = (tid + 1) * U / nt;
+    const int64_t j0 = up0 * NR, j1 = up1 * NR;
+    for (int64_t s = 0; s < st.T; ++s) {
+      const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
+      const T* hcur = hbuf.data() + (s & 1) * B * H;
+      T* hnext = hbuf.data() + ((s + 1) & 1) * B * H;
+      if (HP) for (int64_t r = 0; r < n; ++r) std::copy(hcur + r * H + j0, hcur + r * H + j1, HP + (r0 + r) * H + j0);
+      for (int64_t g = 0; g < 2; ++g) pk.run(g * U + up0, g * U + up1, n, hcur, H, Z, 2 * H, false);
+      for (int64_t r = 0; r < n; ++r) {
+        const T *x = X + (r0 + r) * G, *zh = Z + r * 2 * H, *hp = hcur + r * H;
+        T* zk = Gates ? Gates + (r0 + r) * G + H : Zk + r * H;
+        T* rk = Gates ? Gates + (r0 + r) * G : nullptr;
+        T* q = Q + r * H;
+        for_cols<T>(j0, j1, [=](int64_t j, int64_t k) {
+          const V rr = sigmoid<T>(V::loadu(x + j, k) + (V::loadu(zh + j, k) + load_b(bias, j, k)));
+          const V zz = sigmoid<T>(V::loadu(x + H + j, k) + (V::loadu(zh + H + j, k) + load_b(bias, H + j, k)));
+          (rr * V::loadu(hp + j, k)).store(q + j, k);
+          zz.store(zk + j, k);
+          if (rk) rr.store(rk + j, k);
+        });
+      }
+#pragma omp barrier
+      pn.run(up0, up1, n, Q, H, ZN, H, false);  // this thread's units of U_n (r⊙h)
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t row = r0 + r;
+        const T *x = X + row * G, *zn = ZN + r * H, *hp = hcur + r * H;
+        const T* zk = Gates ? Gates + row * G + H : Zk + r * H;
+        T* nk = Gates ? Gates + row * G + 2 * H : nullptr;
+        T *y = Y + row * H, *hn = hnext + r * H;
+        for_cols<T>(j0, j1, [=](int64_t j, int64_t k) {
+          const V nn = tanh_<T>(V::loadu(x + 2 * H + j, k) + (V::loadu(zn + j, k) + load_b(bias, 2 * H + j, k)));
+          const V zz = V::loadu(zk + j, k), hv = V::loadu(hp + j, k);
+          const V hv1 = nn + zz * (hv - nn);  // (1-z)⊙n + z⊙h
+          hv1.store(y + j, k);
+          hv1.store(hn + j, k);
+          if (nk) nn.store(nk + j, k);
+        });
+        if (Qs) std::copy(Q + r * H + j0, Q + r * H + j1, Qs + row * H + j0);
+      }
+      for (int64_t r = n; r < B; ++r) std::copy(hcur + r * H + j0, hcur + r * H + j1, hnext + r * H + j0);
+#pragma omp barrier
+    }
+  }
+  std::copy(hbuf.data() + (st.T & 1) * B * H, hbuf.data() + (st.T & 1) * B * H + B * H, Hfinal);
+}
+
+// Its backward: per step, the z and n pre-activation gradients of this thread's units; a barrier
+// (∂L/∂(r⊙h) = dn U_n needs every unit's dn); its units of dn U_n, then their r gradient; a
+// barrier (the ∂h product needs every unit's dr); its units of (dr, dz) U_rz, added to ∂h.
+template <typename T>
+void backward_before_split(const Steps& st, int64_t nt, const Panels<T>& pb, const Panels<T>& pbn, const T* GY,
+                           const T* GS, const T* HP, T* DH, T* DQ, T* DX, int64_t H) {
+  using V = Vec<T>;
+  const int64_t G = 3 * H, NR = Panels<float>::NR, U = H / NR;
+#pragma omp parallel num_threads(nt)
+  {
+    const V one(T(1));
+    const int64_t tid = omp_get_thread_num(), up0 = tid * U / nt, up1 = (tid + 1) * U / nt;
+    const int64_t j0 = up0 * NR, j1 = up1 * NR;
+    for (int64_t s = st.T - 1; s >= 0; --s) {
+      const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t row = r0 + r;
+        const T *gy = GY + row * H, *gs = GS + row * G, *hp = HP + row * H;
+        T *dh = DH + r * H, *dx = DX + row * G;
+        for_cols<T>(j0, j1, [=](int64_t j, int64_t k) {
+          const V d = V::loadu(gy + j, k) + V::loadu(dh + j, k);
+          const V zz = V::loadu(gs + H + j, k), nn = V::loadu(gs + 2 * H + j, k);
+          (d * (V::loadu(hp + j, k) - nn) * zz * (one - zz)).store(dx + H + j, k);
+          (d * (one - zz) * (one - nn * nn)).store(dx + 2 * H + j, k);  // ∂L/∂(n's pre-activation)
+          (d * zz).store(dh + j, k);
+        });
+      }
+#pragma omp barrier
+      pbn.run(up0, up1, n, DX + r0 * G + 2 * H, G, DQ, H, false);  // ∂L/∂(r⊙h) = dn U_n, this thread's units
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t row = r0 + r;
+        const T *gs = GS + row * G, *hp = HP + row * H, *dq = DQ + r * H;
+        T *dh = DH + r * H, *dx = DX + row * G;
+        for_cols<T>(j0, j1, [=](int64_t j, int64_t k) {
+          const V rr = V::loadu(gs + j, k), dqv = V::loadu(dq + j, k);
+          (dqv * V::loadu(hp + j, k) * rr * (one - rr)).store(dx + j, k);
+          (V::loadu(dh + j, k) + dqv * rr).store(dh + j, k);
+        });
+      }
+#pragma omp barrier
+      pb.run(up0, up1, n, DX + r0 * G, G, DH, H, true);  // + (dr, dz) U_rz, this thread's units
+    }
+  }
+}
+
 template <typename T>
 std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor& xw, const Tensor& h0,
                                  const Params& p, bool train, bool bf16) {
@@ -149,18 +254,25 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
   const int64_t ldz = zr.size(1);
   // Recurrent dropout (Gal & Ghahramani): h_{t-1} ⊙ mask enters U; the interpolation with z uses h_{t-1}.
   const T *Mask = ptr<T>(p.hmask), *ZH = ptr<T>(p.zh);
-  const bool splittable = reset_after && !Mask && !ZH && unit_splittable<T>(H);  // forward_split may run
+  const bool splittable = !Mask && !ZH && unit_splittable<T>(H);  // forward_split / forward_before_split may run
   const OneDnn dnn(reset_after ? p.whh : p.whh.narrow(0, 0, 2 * H), B, bf16, splittable);  // reset_before: U_rz
   const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, ldz, H, true, B, splittable);
-  const Panels<T> pn = reset_after ? Panels<T>() : Panels<T>(W + 2 * H * H, H, H, true, B);  // U_n (r⊙h)
+  const Panels<T> pn = reset_after ? Panels<T>() : Panels<T>(W + 2 * H * H, H, H, true, B, splittable);  // U_n (r⊙h)
   Tensor hinb = Mask ? at::empty({B, H}, o) : h;                   // what enters U this step
   Tensor hw = Mask && train ? at::empty({N, H}, o) : Tensor();     // ... per row, for ∂U
   T* Hin = ptr<T>(hinb);
   if constexpr (std::is_same<T, float>::value) {
-    if (const int64_t nt = reset_after && !Mask && !ZH ? unit_split_threads<T>(pk, H, B) : 1; nt > 1) {
+    const int64_t nt = !Mask && !ZH && (reset_after || pn.buf.defined()) ? unit_split_threads<T>(pk, H, B, reset_after) : 1;
+    if (nt > 1 && reset_after) {
       forward_split<T>(st, nt, pk, X, ptr<T>(h0.contiguous()), bias, Y, Hs, Z, ptr<T>(hp), ptr<T>(gates),
                        ptr<T>(hn), B, H);
       return {out, h, hp, gates, hn, hw};
+    }
+    if (nt > 1) {
+      Tensor zk = train ? Tensor() : at::empty({B, H}, o);
+      forward_before_split<T>(st, nt, pk, pn, X, ptr<T>(h0.contiguous()), bias, Y, Hs, Z, ptr<T>(qbuf), ptr<T>(zn),
+                              ptr<T>(zk), ptr<T>(hp), ptr<T>(gates), ptr<T>(q), B, H);
+      return {out, h, hp, gates, q, hw};
     }
   }
   Tensor zkeep;
@@ -238,14 +350,15 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
   const Tensor zeros = ZH ? at::zeros({N, H}, o) : Tensor();  // with zoneout the pass reads ∂L/∂h_t from DH alone
   const T* GYp = ZH ? ptr<T>(zeros) : GY;
   Tensor dhin = Mask ? at::empty({B, H}, o) : Tensor();  // with dropout: ∂L/∂(h_{t-1} ⊙ mask), masked into DH
-  const Panels<T> pb(W, H, reset_after ? G : 2 * H, false, B,  // (dr, dz, dn⊙r) U, or (dr, dz) U_rz
-                     reset_after && !Mask && !ZH && unit_splittable<T>(H));  // backward_split may run
-  const Panels<T> pbn = reset_after ? Panels<T>() : Panels<T>(W + 2 * H * H, H, H, false, B);  // dn U_n
+  const bool splittable = !Mask && !ZH && unit_splittable<T>(H);  // backward_split / backward_before_split may run
+  const Panels<T> pb(W, H, reset_after ? G : 2 * H, false, B, splittable);  // (dr, dz, dn⊙r) U, or (dr, dz) U_rz
+  const Panels<T> pbn = reset_after ? Panels<T>() : Panels<T>(W + 2 * H * H, H, H, false, B, splittable);  // dn U_n
   const V one(T(1));
   int64_t nt = 1;
   if constexpr (std::is_same<T, float>::value) {
-    nt = reset_after && !Mask && !ZH ? unit_split_threads<T>(pb, H, B) : 1;
-    if (nt > 1) backward_split<T>(st, nt, pb, GY, GS, HP, AUX, DH, DX, DG, H);
+    nt = !Mask && !ZH && (reset_after || pbn.buf.defined()) ? unit_split_threads<T>(pb, H, B, reset_after) : 1;
+    if (nt > 1 && reset_after) backward_split<T>(st, nt, pb, GY, GS, HP, AUX, DH, DX, DG, H);
+    if (nt > 1 && !reset_after) backward_before_split<T>(st, nt, pb, pbn, GY, GS, HP, DH, ptr<T>(dq), DX, H);
   }
   for (int64_t s = nt > 1 ? -1 : st.T - 1; s >= 0; --s) {
     const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];

@@ -161,14 +161,19 @@ bool unit_splittable(int64_t H) {  // the shape and threads allow it (the step m
   }
 }
 
+// `one_barrier` false: a loop that meets twice per step (the GRU's reset_before form). A/B against
+// its one-thread loop on 2 threads, AVX2 (2026-12-07): H = 64 (2 panels per thread) lost, 0.98–1.52
+// in inference over seven runs; H = 96 and 128 (3 and 4 panels per thread) won, 0.65–0.86. So it
+// takes at least 3 panels per thread.
 template <typename T>
-int64_t unit_split_threads(const Panels<T>& pk, int64_t H, int64_t B) {
+int64_t unit_split_threads(const Panels<T>& pk, int64_t H, int64_t B, bool one_barrier = true) {
   if constexpr (!std::is_same<T, float>::value) {
     return 1;
   } else {
     const int64_t NR = Panels<float>::NR, nt = at::get_num_threads();
     if (!pk.buf.defined() || !unit_splittable<T>(H)) return 1;
     if (2.0 * B * pk.N * pk.K < kSplitMinFlops) return 1;
+    if (!one_barrier) return H / NR >= 3 * nt ? nt : 1;
     return std::min<int64_t>(nt, H / NR);
   }
 }
