@@ -9,7 +9,7 @@ after the other cannot settle a 5 % change. Here both builds (each cached under 
 ``$LSTMKIT_CACHE``) are imported side by side and called in ABBA order, so drift hits both
 alike, and caches warmed by one call help the other equally. Only the loop is timed: the input
 projection ``xw`` is a fixed random tensor, so the builds' C++ code is the only difference.
-``--family lstm-ln`` adds layer norm's parameters; ``gru-before`` is Cho et al.'s GRU (reset_after=False). Prints the medians and their ratio B/A.
+``--family lstm-ln`` adds layer norm's parameters; ``gru-before`` is Cho et al.'s GRU (reset_after=False); ``lstm-proj`` has proj_size = H/2. Prints the medians and their ratio B/A.
 """
 from __future__ import annotations
 
@@ -42,16 +42,20 @@ def load_build(directory: str):
 def loop_call(ext, family: str, T: int, B: int, H: int, train: bool, seed: int = 0):
     """A closure running one layer-direction's forward (and, with `train`, backward) on `ext`."""
     ln = family == "lstm-ln"
-    fam = {"lstm-ln": "lstm", "gru-before": "gru"}.get(family, family)
+    proj = family == "lstm-proj"
+    fam = {"lstm-ln": "lstm", "lstm-proj": "lstm", "gru-before": "gru"}.get(family, family)
     g = torch.Generator().manual_seed(seed)
     G = GATES[fam]
     xw = torch.randn(T * B, G * H, generator=g)
-    p = {"weight_hh": torch.randn(G * H, H, generator=g) / H ** 0.5, "bias_hh": 0.1 * torch.randn(G * H, generator=g)}
+    P = H // 2 if proj else H  # the recurrent input's width
+    p = {"weight_hh": torch.randn(G * H, P, generator=g) / P ** 0.5, "bias_hh": 0.1 * torch.randn(G * H, generator=g)}
+    if proj:
+        p["weight_hr"] = torch.randn(P, H, generator=g) / H ** 0.5
     if ln:
         p.update(weight_ln_hh=1 + 0.1 * torch.randn(G * H, generator=g), weight_ln_c=1 + 0.1 * torch.randn(H, generator=g),
                  bias_ln_c=0.1 * torch.randn(H, generator=g))
     params = [p.get(k) for k in F.PARAMS[fam]]
-    states = tuple(torch.zeros(B, H) for _ in range(2 if fam == "lstm" else 1))
+    states = (torch.zeros(B, P), torch.zeros(B, H)) if fam == "lstm" else (torch.zeros(B, H),)
     flags = 0 if family == "gru-before" else FLAGS[fam]  # gru flag 1 = reset_after
     cfg = F.Config(fam, flags, [B] * T, False, False)
 
@@ -69,7 +73,7 @@ def main(argv=None) -> None:
     ap.add_argument("build_b")
     ap.add_argument("--shape", nargs=3, type=int, default=[100, 32, 256], metavar=("T", "B", "H"))
     ap.add_argument("--mode", choices=["infer", "train"], default="infer")
-    ap.add_argument("--family", choices=[*GATES, "lstm-ln", "gru-before"], default="lstm")
+    ap.add_argument("--family", choices=[*GATES, "lstm-ln", "lstm-proj", "gru-before"], default="lstm")
     ap.add_argument("--reps", type=int, default=30, help="timed calls per build (median reported)")
     args = ap.parse_args(argv)
     T, B, H = args.shape

@@ -100,10 +100,13 @@ def test_gradcheck_with_masks_through_engine(ext, engine_calls, monkeypatch, gen
                                                    for d in (0.0, 0.3)]
                          + [("fgr", 0.0, {}), ("gru", 0.0, {"reset_after": False, "hidden_size": 192}), ("lstm", 0.3, {"layer_norm": True}), ("noaf", 0.0, {"layer_norm": True}),
                             ("nog", 0.0, {"layer_norm": True})])
-def test_unit_split_threads_match_reference(ext, engine_calls, monkeypatch, gen, variant, dropout, extra):
-    """Steps of at least 1 MFLOP with H a multiple of 32 run on threads that each own some hidden
-    units (forward_split / backward_split in csrc/lstm.cpp and csrc/gru.cpp): unequal lengths in
-    both directions, training and no_grad, against the reference loop."""
+@pytest.mark.parametrize("B", [12, 36], ids=["units", "batch"])
+def test_unit_split_threads_match_reference(ext, engine_calls, monkeypatch, gen, variant, dropout, extra, B):
+    """Float32 steps of at least 0.25 MFLOP on the panel kernel run on two threads: with H in whole
+    panels and B = 12, each owns some hidden units (forward_split / backward_split in csrc/lstm.cpp
+    and csrc/gru.cpp); the LSTM family with B = 36 (at least two row blocks per thread) splits the
+    batch instead (batch_split in csrc/panels.h). Unequal lengths in both directions, training and
+    no_grad, against the reference loop."""
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -115,7 +118,7 @@ def test_unit_split_threads_match_reference(ext, engine_calls, monkeypatch, gen,
         with torch.no_grad():  # moderate weights: randn * 0.5 would saturate every gate at H = 64
             for p in m.parameters():
                 p.mul_(0.2 * (64 / H) ** 0.5)
-        T, B = 6, 36  # 2·36·256·64 = 1.2 MFLOP per full step at H = 64
+        T = 6  # 2·12·256·64 = 0.4 MFLOP per full step at H = 64
         x = torch.randn(T, B, 5, generator=gen)
         lengths = torch.sort(torch.randint(1, T + 1, (B,), generator=gen), descending=True).values
         lengths[0] = T
@@ -156,5 +159,35 @@ def test_unit_split_threads_with_projection_match_reference(ext, engine_calls, m
         weight = torch.randn(int(lengths.sum()) * 128, generator=gen)
 
         _both_paths(m, x, hx, lengths, weight, monkeypatch, engine_calls, seed=0, directions=2)
+    finally:
+        torch.set_num_threads(threads)
+
+
+BATCH_SPLIT_CASES = [("lstm", {"zoneout": (0.2, 0.3)}), ("peephole", {"proj_size": 24, "recurrent_dropout": 0.3}),
+                     ("lstm", {"proj_size": 24, "layer_norm": True, "zoneout": 0.2}), ("fgr", {"proj_size": 24}),
+                     ("cifg", {"layer_norm": True}), ("lstm", {})]
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.parametrize("variant,cfg", BATCH_SPLIT_CASES)
+def test_batch_split_threads_match_reference(ext, engine_calls, monkeypatch, gen, variant, cfg, mode):
+    """The LSTM family's loops split the batch over two threads (batch_split in csrc/panels.h) for
+    any H, and also where the units cannot split (zoneout, a projection with dropout, layer norm or
+    FGR): H = 40 (not whole panels), B = 36 packed with unequal lengths, two layers, both
+    directions, against the reference loop."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        m = _make(variant, dict(cfg, num_layers=2, bidirectional=True), torch.float32, gen, input_size=5,
+                  hidden_size=40)
+        m.train(mode == "train")
+        with torch.no_grad():
+            for p in m.parameters():
+                p.mul_(0.3)
+        x, hx, _ = _inputs(m, 6, 36, torch.float32, gen, packed=False)
+        lengths = torch.sort(torch.randint(1, 7, (36,), generator=gen), descending=True).values
+        lengths[0] = 6
+        weight = torch.randn(6 * 36 * 2 * 40, generator=gen)
+        _both_paths(m, x, hx, lengths, weight, monkeypatch, engine_calls, seed=11, directions=4)
     finally:
         torch.set_num_threads(threads)

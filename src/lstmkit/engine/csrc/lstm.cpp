@@ -91,17 +91,21 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
   const T *ZH = ptr<T>(p.zh), *ZC = ptr<T>(p.zc);
   T *Y = ptr<T>(out), *Hs = ptr<T>(h), *Cs = ptr<T>(c), *Z = ptr<T>(zr), *Hin = ptr<T>(hin);
   Tensor cprev = ZC ? at::empty({B, H}, o) : Tensor();  // zoneout of C: C_{t-1} while C_t is computed
-  const bool splittable = !proj && !ZH && !ZC && unit_splittable<T>(H);  // forward_split may run
+  // With at least two row blocks per thread the batch splits over the threads (batch_split, below:
+  // no barriers); with fewer rows the units do (forward_split, forward_split_proj).
+  const bool batch_first = batch_splittable<T>(B, 2);
+  const bool splittable = batch_first || (!proj && !ZH && !ZC && unit_splittable<T>(H));
   const OneDnn dnn(p.whh, B, bf16, splittable);
   const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, GH, PW, true, B, splittable);  // h W_hhᵀ below oneDNN's size
   const Panels<T> pr = proj ? Panels<T>(Wr, P, H, true, B) : Panels<T>();      // m W_hrᵀ
   if constexpr (std::is_same<T, float>::value) {
-    if (const int64_t nt = proj && !ZH && !ZC && !Mask && !fgr && !ln ? split_threads_proj<T>(pk, pr, H, P, B) : 1; nt > 1) {
+    if (const int64_t nt = !batch_first && proj && !ZH && !ZC && !Mask && !fgr && !ln ? split_threads_proj<T>(pk, pr, H, P, B) : 1;
+        nt > 1) {
       forward_split_proj<T>(fl, L, st, nt, pk, pr, X, ptr<T>(h0.contiguous()), bias, pi, pf, po, Y, Hs, Cs, Z,
                             ptr<T>(hp), ptr<T>(cp), ptr<T>(cs), ptr<T>(gates), ptr<T>(m), ptr<T>(mbuf), B, H, P);
       return {out, h, c, hp, cp, cs, gates, m, Tensor(), Tensor(), Tensor()};
     }
-    if (const int64_t nt = ZH || ZC ? 1 : split_threads<T>(pk, H, B, proj); nt > 1) {
+    if (const int64_t nt = batch_first || ZH || ZC ? 1 : split_threads<T>(pk, H, B, proj); nt > 1) {
       const LnSplit<T> lns{ptr<T>(p.lnh), ptr<T>(p.lnc), ptr<T>(p.lnbc), ptr<T>(zhat), ptr<T>(zrstd), ptr<T>(cstats),
                            nullptr};
       forward_split<T>(fl, L, st, nt, pk, X, ptr<T>(h0.contiguous()), bias, pi, pf, po, Mask, Y, Hs, Cs, Z,
@@ -110,47 +114,67 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
     }
   }
   const T *AH = ptr<T>(p.lnh), *AC = ptr<T>(p.lnc), *BC = ptr<T>(p.lnbc);
-  Tensor zkeep;
-  for (int64_t s = 0; s < st.T; ++s) {
-    const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
-    // Training and inference make the very same BLAS calls on the same buffers (MKL's results can
-    // depend on alignment), so with and without grad the outputs are bit-identical.
-    if (drop) mask_rows(Hin, Hs, Mask, n, P);
-    if (train) copy_rows(ptr<T>(hp, r0 * PW), Hin, n, PW);  // ∂W_hh needs what entered the product
-    const T* Zs = step_gemm<T>(dnn, pk, zkeep, hin, n, Z);  // (n, G·H) = h_{t-1} W_hhᵀ
-    T* M = proj ? ptr<T>(mbuf) : Y + r0 * P;
-    if (ZC) copy_rows(ptr<T>(cprev), Cs, n, H);
-    T* Gs = train ? ptr<T>(gates, r0 * GH) : (gbuf.defined() ? ptr<T>(gbuf) : nullptr);  // this step's gates, (n, GH)
-    for_rows(n, GH, [&](int64_t r) {
-      T* cp_row = train ? ptr<T>(cp, (r0 + r) * H) : nullptr;
-      T* cs_row = train ? ptr<T>(cs, (r0 + r) * H) : nullptr;
-      if (!ln) {
-        fwd_row<T>(fl, L, H, 0, H, X + (r0 + r) * GH, Zs + r * GH, bias, pi, pf, po, Cs + r * H, cp_row, cs_row,
-                   Gs ? Gs + r * GH : nullptr, M + r * H);
-      } else {  // α_h ⊙ LN(h_{t-1} W_hhᵀ) inside fwd_row (which adds b_hh), then m from LN(C_t)
-        const auto [zmu, zm2] = moments(Zs + r * GH, 1, 0, 0, GH);
-        const T zrs = ln_rstd<T>(zm2, GH);
-        if (train) ptr<T>(zrstd)[r0 + r] = zrs;
-        const LnRow<T> lz{AH, T(zmu), zrs, train ? ptr<T>(zhat, (r0 + r) * GH) : nullptr};
-        fwd_row<T>(fl, L, H, 0, H, X + (r0 + r) * GH, Zs + r * GH, bias, pi, pf, po, Cs + r * H, cp_row, cs_row,
-                   Gs + r * GH, nullptr, &lz);
-        const auto [mu, m2] = moments(Cs + r * H, 1, 0, 0, H);
-        const T rstd = ln_rstd<T>(m2, H);
-        ln_cell_out<T>(fl, L, H, 0, H, Cs + r * H, Gs + r * GH, AC, BC, mu, rstd, M + r * H);
-        if (train) ptr<T>(cstats, (r0 + r) * 2)[0] = mu, ptr<T>(cstats, (r0 + r) * 2)[1] = rstd;
+  T *Gb = ptr<T>(gbuf), *Mb = ptr<T>(mbuf), *Cprev = ptr<T>(cprev);
+  // The time loop over the sequences [b0, b1) of the batch: every per-step buffer (state, product,
+  // gates, m, C_{t-1}) is (B, ·), so a range works on its own rows and ranges never meet
+  // (batch_split runs them side by side).
+  auto loop = [&](int64_t b0, int64_t b1) {
+    Tensor zkeep;
+    T *Hs_ = Hs + b0 * PW, *Cs_ = Cs + b0 * H, *Z_ = Z + b0 * GH, *Hin_ = Hin + b0 * (drop ? P : PW);
+    const T* Mask_ = Mask ? Mask + b0 * P : nullptr;
+    for (int64_t s = 0; s < st.T; ++s) {
+      const int64_t t = st.at(s), n = std::min(st.bs[t], b1) - b0, r0 = st.off[t] + b0;
+      if (n <= 0) continue;
+      // Training and inference make the very same BLAS calls on the same buffers (MKL's results can
+      // depend on alignment), so with and without grad the outputs are bit-identical.
+      if (drop) mask_rows(Hin_, Hs_, Mask_, n, P);
+      if (train) copy_rows(ptr<T>(hp, r0 * PW), Hin_, n, PW);  // ∂W_hh needs what entered the product
+      const T* Zs = Z_;  // (n, G·H) = h_{t-1} W_hhᵀ; oneDNN only for the whole batch (batch_split never runs it)
+      if (b0 == 0 && b1 == B) {
+        Zs = step_gemm<T>(dnn, pk, zkeep, hin, n, Z);
+      } else {
+        pk.mm(n, Hin_, pk.K, Z_, pk.N);
       }
-    });
-    if (proj) {
-      pr.mm(n, M, H, Y + r0 * P, P);  // h_t = m W_hrᵀ
-      if (train) copy_rows(ptr<T>(m, r0 * H), M, n, H);
+      T* M = proj ? Mb + b0 * H : Y + r0 * P;
+      if (ZC) copy_rows(Cprev + b0 * H, Cs_, n, H);
+      T* Gs = train ? ptr<T>(gates, r0 * GH) : (Gb ? Gb + b0 * GH : nullptr);  // this step's gates, (n, GH)
+      for_rows(n, GH, [&](int64_t r) {
+        T* cp_row = train ? ptr<T>(cp, (r0 + r) * H) : nullptr;
+        T* cs_row = train ? ptr<T>(cs, (r0 + r) * H) : nullptr;
+        if (!ln) {
+          fwd_row<T>(fl, L, H, 0, H, X + (r0 + r) * GH, Zs + r * GH, bias, pi, pf, po, Cs_ + r * H, cp_row, cs_row,
+                     Gs ? Gs + r * GH : nullptr, M + r * H);
+        } else {  // α_h ⊙ LN(h_{t-1} W_hhᵀ) inside fwd_row (which adds b_hh), then m from LN(C_t)
+          const auto [zmu, zm2] = moments(Zs + r * GH, 1, 0, 0, GH);
+          const T zrs = ln_rstd<T>(zm2, GH);
+          if (train) ptr<T>(zrstd)[r0 + r] = zrs;
+          const LnRow<T> lz{AH, T(zmu), zrs, train ? ptr<T>(zhat, (r0 + r) * GH) : nullptr};
+          fwd_row<T>(fl, L, H, 0, H, X + (r0 + r) * GH, Zs + r * GH, bias, pi, pf, po, Cs_ + r * H, cp_row, cs_row,
+                     Gs + r * GH, nullptr, &lz);
+          const auto [mu, m2] = moments(Cs_ + r * H, 1, 0, 0, H);
+          const T rstd = ln_rstd<T>(m2, H);
+          ln_cell_out<T>(fl, L, H, 0, H, Cs_ + r * H, Gs + r * GH, AC, BC, mu, rstd, M + r * H);
+          if (train) ptr<T>(cstats, (r0 + r) * 2)[0] = mu, ptr<T>(cstats, (r0 + r) * 2)[1] = rstd;
+        }
+      });
+      if (proj) {
+        pr.mm(n, M, H, Y + r0 * P, P);  // h_t = m W_hrᵀ
+        if (train) copy_rows(ptr<T>(m, r0 * H), M, n, H);
+      }
+      if (ZH) zone_rows(Y + r0 * P, Hs_, ZH + r0 * P, n, P);  // Hs still holds h_{t-1}
+      if (ZC) zone_rows(Cs_, Cprev + b0 * H, ZC + r0 * H, n, H);
+      if (fgr) {
+        for (int64_t r = 0; r < n; ++r) fgr_input(Hs_ + r * PW, Y + (r0 + r) * P, Gs + r * GH, P, GH, H, L.gg);
+      } else {
+        copy_rows(Hs_, Y + r0 * P, n, P);
+      }
     }
-    if (ZH) zone_rows(Y + r0 * P, Hs, ZH + r0 * P, n, P);  // Hs still holds h_{t-1}
-    if (ZC) zone_rows(Cs, ptr<T>(cprev), ZC + r0 * H, n, H);
-    if (fgr) {
-      for (int64_t r = 0; r < n; ++r) fgr_input(Hs + r * PW, Y + (r0 + r) * P, Gs + r * GH, P, GH, H, L.gg);
-    } else {
-      copy_rows(Hs, Y + r0 * P, n, P);
-    }
+  };
+  if (const auto bounds = batch_split<T>(st, pk, dnn.on(), B, batch_first ? 2 : 1); bounds.size() > 2) {
+#pragma omp parallel num_threads(bounds.size() - 1)
+    loop(bounds[omp_get_thread_num()], bounds[omp_get_thread_num() + 1]);
+  } else {
+    loop(0, B);
   }
   return {out, h, c, hp, cp, cs, gates, m, zhat, zrstd, cstats};
 }
@@ -183,7 +207,8 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
   Tensor carry_c = ZC ? at::empty({B, H}, o) : Tensor();
   T *DH = ptr<T>(dh), *DC = ptr<T>(dc), *DZ = ptr<T>(dz);
   const bool ln = p.lnh.defined();
-  const bool splittable = !proj && !ZH && !ZC && unit_splittable<T>(H);  // backward_split may run
+  const bool batch_first = batch_splittable<T>(B, 2);  // as forward_impl: the batch or the units split
+  const bool splittable = batch_first || (!proj && !ZH && !ZC && unit_splittable<T>(H));
   const OneDnn dnn(p.whh.t(), B, bf16, splittable);  // y = dz (W_hhᵀ)ᵀ on oneDNN for large float32 steps
   const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, PW, GH, false, B, splittable);  // dz W_hh
   const Panels<T> pr = proj ? Panels<T>(Wr, H, P, false, B) : Panels<T>();      // ∂L/∂h W_hr
@@ -197,7 +222,9 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
   }
   int64_t nt = 1;
   if constexpr (std::is_same<T, float>::value) {
-    if (proj && !ZH && !ZC && !Mask && !fgr && !ln) {
+    if (batch_first) {
+      nt = 1;
+    } else if (proj && !ZH && !ZC && !Mask && !fgr && !ln) {
       nt = split_threads_proj<T>(pk, pr, H, P, B);
       if (nt > 1) backward_split_proj<T>(fl, L, st, nt, pk, pr, GY, G, CS, CP, pi, pf, po, DH, DC, DZ,
                                          ptr<T>(dhall), ptr<T>(dm), H, P);
@@ -214,60 +241,70 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
     }
   }
   const T *AH = ptr<T>(p.lnh), *AC = ptr<T>(p.lnc), *BC = ptr<T>(p.lnbc);
-  for (int64_t s = nt > 1 ? -1 : st.T - 1; s >= 0; --s) {
-    const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
-    const T *dm1 = GY + r0 * P, *dm2 = DH;  // ∂L/∂h_t = the output's gradient + the next step's
-    if (ZH) {
-      T* d = ptr<T>(dht);
-      for (int64_t q = 0; q < n * P; ++q) d[q] = dm1[q] + DH[q];
-      unzone_rows(d, ptr<T>(carry_h), ZH + r0 * P, n, P);
-      dm1 = d;
-      dm2 = nullptr;
-    }
-    if (ZC) unzone_rows(DC, ptr<T>(carry_c), ZC + r0 * H, n, H);
-    if (proj) {
-      T* dha = ptr<T>(dhall, r0 * P);
-      for (int64_t r = 0; r < n; ++r)
-        for (int64_t q = 0; q < P; ++q) dha[r * P + q] = dm2 ? dm1[r * P + q] + dm2[r * PW + q] : dm1[r * P + q];
-      pr.mm(n, dha, P, ptr<T>(dm), H);  // ∂L/∂m = ∂L/∂h W_hr
-      dm1 = ptr<T>(dm);
-      dm2 = nullptr;
-    }
-    for_rows(n, GH, [&](int64_t r) {
-      const int64_t row = r0 + r;
-      const T* d1 = dm1 + r * (proj ? H : P);
-      const T* d2 = dm2 ? dm2 + r * PW : nullptr;
-      T* aout = nullptr;
-      if (ln) {  // the output's path through LN(C_t) first: it needs whole-row sums
-        T* sc = ptr<T>(lnb, r * (3 * H + GH));
-        aout = sc;
-        const T* cst = ptr<T>(cstats, row * 2);
-        const auto [s1, s2] = ln_cell_grad<T>(fl, L, H, 0, H, d1, d2, CS + row * H, G + row * GH, cst[0], cst[1], AC,
-                                              BC, aout, ptr<T>(dyc, row * H), sc + H, sc + 2 * H);
-        ln_apply(sc + H, sc + 2 * H, cst[1], T(s1 / H), T(s2 / H), 0, H, DC + r * H, true);
+  T *Dht = ptr<T>(dht), *CarryH = ptr<T>(carry_h), *CarryC = ptr<T>(carry_c), *Dm = ptr<T>(dm), *Lnb = ptr<T>(lnb);
+  // The reverse time loop over the sequences [b0, b1) (as forward_impl's loop: every per-step buffer
+  // is (B, ·), so ranges run side by side without meeting).
+  auto loop = [&](int64_t b0, int64_t b1) {
+    T *DH_ = DH + b0 * PW, *DC_ = DC + b0 * H;
+    const T* Mask_ = Mask ? Mask + b0 * P : nullptr;
+    for (int64_t s = st.T - 1; s >= 0; --s) {
+      const int64_t t = st.at(s), n = std::min(st.bs[t], b1) - b0, r0 = st.off[t] + b0;
+      if (n <= 0) continue;
+      const T *dm1 = GY + r0 * P, *dm2 = DH_;  // ∂L/∂h_t = the output's gradient + the next step's
+      if (ZH) {
+        T* d = Dht + b0 * P;
+        for (int64_t q = 0; q < n * P; ++q) d[q] = dm1[q] + DH_[q];
+        unzone_rows(d, CarryH + b0 * P, ZH + r0 * P, n, P);
+        dm1 = d;
+        dm2 = nullptr;
       }
-      bwd_row<T>(fl, L, H, d1, d2, DC + r * H, G + row * GH, CS + row * H, CP + row * H, pi, pf, po, DZ + row * GH,
-                 0, H, fgr ? DH + r * PW + P : nullptr, aout);
-      if (ln) {  // dz reached α_h ⊙ LN(W_hh h): back through the normalisation
-        T* gq = ptr<T>(lnb, r * (3 * H + GH) + 3 * H);
-        for (int64_t j = 0; j < GH; ++j) gq[j] = DZ[row * GH + j] * AH[j];
-        ln_row_backward(gq, ptr<T>(zhat, row * GH), ptr<T>(zrstd)[row], GH, ptr<T>(draw, row * GH), false);
+      if (ZC) unzone_rows(DC_, CarryC + b0 * H, ZC + r0 * H, n, H);
+      if (proj) {
+        T* dha = ptr<T>(dhall, r0 * P);
+        for (int64_t r = 0; r < n; ++r)
+          for (int64_t q = 0; q < P; ++q) dha[r * P + q] = dm2 ? dm1[r * P + q] + dm2[r * PW + q] : dm1[r * P + q];
+        pr.mm(n, dha, P, Dm + b0 * H, H);  // ∂L/∂m = ∂L/∂h W_hr
+        dm1 = Dm + b0 * H;
+        dm2 = nullptr;
       }
-    });
-    const Tensor& dprod = ln ? draw : dz;  // ∂L/∂(h_{t-1} W_hhᵀ)
-    if (dnn.on()) {  // ∂L/∂h_{t-1} = dprod W_hh
-      copy_rows(DH, dnn.mm(dprod.narrow(0, r0, n)).data_ptr<T>(), n, PW);
+      for_rows(n, GH, [&](int64_t r) {
+        const int64_t row = r0 + r;
+        const T* d1 = dm1 + r * (proj ? H : P);
+        const T* d2 = dm2 ? dm2 + r * PW : nullptr;
+        T* aout = nullptr;
+        T* sc = ln ? Lnb + (b0 + r) * (3 * H + GH) : nullptr;  // layer norm's scratch for this row
+        if (ln) {  // the output's path through LN(C_t) first: it needs whole-row sums
+          aout = sc;
+          const T* cst = ptr<T>(cstats, row * 2);
+          const auto [s1, s2] = ln_cell_grad<T>(fl, L, H, 0, H, d1, d2, CS + row * H, G + row * GH, cst[0], cst[1],
+                                                AC, BC, aout, ptr<T>(dyc, row * H), sc + H, sc + 2 * H);
+          ln_apply(sc + H, sc + 2 * H, cst[1], T(s1 / H), T(s2 / H), 0, H, DC_ + r * H, true);
+        }
+        bwd_row<T>(fl, L, H, d1, d2, DC_ + r * H, G + row * GH, CS + row * H, CP + row * H, pi, pf, po,
+                   DZ + row * GH, 0, H, fgr ? DH_ + r * PW + P : nullptr, aout);
+        if (ln) {  // dz reached α_h ⊙ LN(W_hh h): back through the normalisation
+          T* gq = sc + 3 * H;
+          for (int64_t j = 0; j < GH; ++j) gq[j] = DZ[row * GH + j] * AH[j];
+          ln_row_backward(gq, ptr<T>(zhat, row * GH), ptr<T>(zrstd)[row], GH, ptr<T>(draw, row * GH), false);
+        }
+      });
+      const Tensor& dprod = ln ? draw : dz;  // ∂L/∂(h_{t-1} W_hhᵀ)
+      if (dnn.on()) {  // ∂L/∂h_{t-1} = dprod W_hh (whole batch only: batch_split never runs oneDNN)
+        copy_rows(DH_, dnn.mm(dprod.narrow(0, r0, n)).data_ptr<T>(), n, PW);
+      } else {
+        pk.mm(n, ptr<T>(dprod, r0 * GH), GH, DH_, PW);
+      }
+      if (Mask) mask_rows(DH_, DH_, Mask_, n, P);  // h_{t-1} entered the step only through h_{t-1} ⊙ mask
+      if (ZH) add_rows(DH_, CarryH + b0 * P, n, P);
+      if (ZC) add_rows(DC_, CarryC + b0 * H, n, H);
+    }
+  };
+  if (nt == 1) {
+    if (const auto bounds = batch_split<T>(st, pk, dnn.on(), B, batch_first ? 2 : 1); bounds.size() > 2) {
+#pragma omp parallel num_threads(bounds.size() - 1)
+      loop(bounds[omp_get_thread_num()], bounds[omp_get_thread_num() + 1]);
     } else {
-      pk.mm(n, ptr<T>(dprod, r0 * GH), GH, DH, PW);
-    }
-    if (Mask) mask_rows(DH, DH, Mask, n, P);  // h_{t-1} entered the step only through h_{t-1} ⊙ mask
-    if (ZH) {
-      const T* ch = ptr<T>(carry_h);
-      for (int64_t q = 0; q < n * P; ++q) DH[q] += ch[q];
-    }
-    if (ZC) {
-      const T* cc = ptr<T>(carry_c);
-      for (int64_t q = 0; q < n * H; ++q) DC[q] += cc[q];
+      loop(0, B);
     }
   }
   // Weight gradients: one GEMM or reduction over all steps.

@@ -178,6 +178,47 @@ int64_t unit_split_threads(const Panels<T>& pk, int64_t H, int64_t B, bool one_b
   }
 }
 
+// Threads that split the batch instead of the units: the sequences are independent, so each thread
+// runs the whole time loop on its own rows and the threads never meet (no barrier per step), at
+// the price of each reading all of W every step. The one-thread loops (lstm.cpp) run this way when
+// their float32 products are on the panel kernel and a full step has at least kSplitMinFlops.
+// Each thread gets at least `min_blocks` MR-row blocks. Returns the rows' boundaries {0, b1, ..., B},
+// or {0, B} for one thread. The boundaries balance the rows' lengths (packed sequences: long ones
+// first) and fall on whole MR-row blocks.
+template <typename T>
+bool batch_splittable(int64_t B, int64_t min_blocks) {  // the batch and threads allow it
+  if constexpr (!std::is_same<T, float>::value) {
+    return false;
+  } else {
+    return !at::in_parallel_region() && B / (Panels<float>::MR * min_blocks) >= 2 && at::get_num_threads() >= 2;
+  }
+}
+
+template <typename T>
+std::vector<int64_t> batch_split(const Steps& st, const Panels<T>& pk, bool dnn_on, int64_t B, int64_t min_blocks) {
+  if constexpr (!std::is_same<T, float>::value) {
+    return {0, B};
+  } else {
+    const int64_t MR = Panels<float>::MR;
+    const int64_t nt = std::min<int64_t>(at::get_num_threads(), B / (MR * min_blocks));
+    if (!batch_splittable<T>(B, min_blocks) || dnn_on || !pk.buf.defined() || 2.0 * B * pk.N * pk.K < kSplitMinFlops)
+      return {0, B};
+    std::vector<int64_t> len(B, 0);  // each row's number of steps
+    for (int64_t t = 0; t < st.T; ++t)
+      for (int64_t b = 0; b < st.bs[t]; ++b) ++len[b];
+    std::vector<int64_t> bounds{0};
+    int64_t done = 0, b = 0;
+    for (int64_t k = 1; k < nt; ++k) {
+      while (b < B && (done + len[b]) * nt <= k * st.N) done += len[b++];
+      const int64_t cut = std::min(B - MR, std::max(bounds.back() + MR, (b + MR / 2) / MR * MR));
+      if (cut <= bounds.back()) break;
+      bounds.push_back(cut);
+    }
+    bounds.push_back(B);
+    return bounds;
+  }
+}
+
 // A step's recurrent product Z (n, N) = h[:n] Wᵀ: on oneDNN (returning its output, held in `keep`)
 // or into the preallocated Z (ldz = N). Returns where the product is.
 template <typename T>
