@@ -163,23 +163,26 @@ def test_unit_split_threads_with_projection_match_reference(ext, engine_calls, m
         torch.set_num_threads(threads)
 
 
-BATCH_SPLIT_CASES = [("lstm", {"zoneout": (0.2, 0.3)}), ("peephole", {"proj_size": 24, "recurrent_dropout": 0.3}),
-                     ("lstm", {"proj_size": 24, "layer_norm": True, "zoneout": 0.2}), ("fgr", {"proj_size": 24}),
-                     ("cifg", {"layer_norm": True}), ("lstm", {})]
+# (variant, options, H): H not in whole panels, and a full step of at least 0.25 MFLOP at B = 36
+BATCH_SPLIT_CASES = [("lstm", {"zoneout": (0.2, 0.3)}, 40), ("peephole", {"proj_size": 24, "recurrent_dropout": 0.3}, 40),
+                     ("lstm", {"proj_size": 24, "layer_norm": True, "zoneout": 0.2}, 40), ("fgr", {"proj_size": 24}, 40),
+                     ("cifg", {"layer_norm": True}, 40), ("lstm", {}, 40), ("gru", {"zoneout": 0.2}, 72),
+                     ("gru", {"reset_after": False, "recurrent_dropout": 0.3}, 72), ("gru", {"reset_after": False}, 72),
+                     ("rnn", {}, 72), ("rnn", {"nonlinearity": "relu", "zoneout": 0.2, "recurrent_dropout": 0.3}, 72)]
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
-@pytest.mark.parametrize("variant,cfg", BATCH_SPLIT_CASES)
-def test_batch_split_threads_match_reference(ext, engine_calls, monkeypatch, gen, variant, cfg, mode):
-    """The LSTM family's loops split the batch over two threads (batch_split in csrc/panels.h) for
-    any H, and also where the units cannot split (zoneout, a projection with dropout, layer norm or
-    FGR): H = 40 (not whole panels), B = 36 packed with unequal lengths, two layers, both
-    directions, against the reference loop."""
+@pytest.mark.parametrize("variant,cfg,H", BATCH_SPLIT_CASES)
+def test_batch_split_threads_match_reference(ext, engine_calls, monkeypatch, gen, variant, cfg, H, mode):
+    """The loops split the batch over two threads (batch_split in csrc/panels.h) for any H, and also
+    where the units cannot split (zoneout; recurrent dropout on the GRU; a projection with dropout,
+    layer norm or FGR; the RNN, which has no unit split): B = 36 packed with unequal lengths, two
+    layers, both directions, against the reference loop."""
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         m = _make(variant, dict(cfg, num_layers=2, bidirectional=True), torch.float32, gen, input_size=5,
-                  hidden_size=40)
+                  hidden_size=H)
         m.train(mode == "train")
         with torch.no_grad():
             for p in m.parameters():
@@ -187,7 +190,7 @@ def test_batch_split_threads_match_reference(ext, engine_calls, monkeypatch, gen
         x, hx, _ = _inputs(m, 6, 36, torch.float32, gen, packed=False)
         lengths = torch.sort(torch.randint(1, 7, (36,), generator=gen), descending=True).values
         lengths[0] = 6
-        weight = torch.randn(6 * 36 * 2 * 40, generator=gen)
+        weight = torch.randn(6 * 36 * 2 * H, generator=gen)
         _both_paths(m, x, hx, lengths, weight, monkeypatch, engine_calls, seed=11, directions=4)
     finally:
         torch.set_num_threads(threads)

@@ -254,7 +254,10 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
   const int64_t ldz = zr.size(1);
   // Recurrent dropout (Gal & Ghahramani): h_{t-1} ⊙ mask enters U; the interpolation with z uses h_{t-1}.
   const T *Mask = ptr<T>(p.hmask), *ZH = ptr<T>(p.zh);
-  const bool splittable = !Mask && !ZH && unit_splittable<T>(H);  // forward_split / forward_before_split may run
+  // With at least two row blocks per thread the batch splits over the threads (batch_split, below:
+  // no barriers); with fewer rows the units do (forward_split, forward_before_split).
+  const bool batch_first = batch_splittable<T>(B, 2);
+  const bool splittable = batch_first || (!Mask && !ZH && unit_splittable<T>(H));
   const OneDnn dnn(reset_after ? p.whh : p.whh.narrow(0, 0, 2 * H), B, bf16, splittable);  // reset_before: U_rz
   const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, ldz, H, true, B, splittable);
   const Panels<T> pn = reset_after ? Panels<T>() : Panels<T>(W + 2 * H * H, H, H, true, B, splittable);  // U_n (r⊙h)
@@ -262,7 +265,8 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
   Tensor hw = Mask && train ? at::empty({N, H}, o) : Tensor();     // ... per row, for ∂U
   T* Hin = ptr<T>(hinb);
   if constexpr (std::is_same<T, float>::value) {
-    const int64_t nt = !Mask && !ZH && (reset_after || pn.buf.defined()) ? unit_split_threads<T>(pk, H, B, reset_after) : 1;
+    const int64_t nt = !batch_first && !Mask && !ZH && (reset_after || pn.buf.defined())
+                           ? unit_split_threads<T>(pk, H, B, reset_after) : 1;
     if (nt > 1 && reset_after) {
       forward_split<T>(st, nt, pk, X, ptr<T>(h0.contiguous()), bias, Y, Hs, Z, ptr<T>(hp), ptr<T>(gates),
                        ptr<T>(hn), B, H);
@@ -275,58 +279,72 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
       return {out, h, hp, gates, q, hw};
     }
   }
-  Tensor zkeep;
-  for (int64_t s = 0; s < st.T; ++s) {
-    const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
-    // Training and inference make the same BLAS calls on the same buffers: bit-identical outputs.
-    if (train) copy_rows(ptr<T>(hp, r0 * H), Hs, n, H);
-    if (Mask) {
-      mask_rows(Hin, Hs, Mask, n, H);
-      if (train) copy_rows(ptr<T>(hw, r0 * H), Hin, n, H);
-    }
-    const T* hin = Hs;  // h_{t-1}, for the interpolation; Hin is what enters U
-    const T* Zs = step_gemm<T>(dnn, pk, zkeep, hinb, n, Z);
-    if (reset_after) {
-      for_rows(n, G, [&](int64_t r) {
-        fwd_after_cols<T>(H, 0, H, X + (r0 + r) * G, Zs + r * G, bias, hin + r * H, Y + (r0 + r) * H,
-                          train ? ptr<T>(gates, (r0 + r) * G) : nullptr, train ? ptr<T>(hn, (r0 + r) * H) : nullptr);
-      });
-    } else {
-      T* Q = ptr<T>(qbuf);
-      for_rows(n, 2 * H, [&](int64_t r) {  // r, z and r⊙h
-        const T *x = X + (r0 + r) * G, *zh = Zs + r * ldz, *hprev = Hin + r * H;  // r ⊙ (h_{t-1} ⊙ mask)
-        T* gs = train ? ptr<T>(gates, (r0 + r) * G) : nullptr;
-        for_cols<T>(H, [&](int64_t j, int64_t k) {
-          const V rr = sigmoid<T>(V::loadu(x + j, k) + (V::loadu(zh + j, k) + load_b(bias, j, k)));
-          const V zz = sigmoid<T>(V::loadu(x + H + j, k) + (V::loadu(zh + H + j, k) + load_b(bias, H + j, k)));
-          (rr * V::loadu(hprev + j, k)).store(Q + r * H + j, k);
-          if (gs) {
-            rr.store(gs + j, k);
-            zz.store(gs + H + j, k);
-          }
+  T *Qb = ptr<T>(qbuf), *ZNb = ptr<T>(zn);
+  auto loop = [&](int64_t b0, int64_t b1) {  // the sequences [b0, b1): every per-step buffer is (B, ·)
+    Tensor zkeep;
+    T *Hs_ = Hs + b0 * H, *Hin_ = Hin + b0 * H, *Z_ = Z + b0 * ldz;
+    const T* Mask_ = Mask ? Mask + b0 * H : nullptr;
+    for (int64_t s = 0; s < st.T; ++s) {
+      const int64_t t = st.at(s), n = std::min(st.bs[t], b1) - b0, r0 = st.off[t] + b0;
+      if (n <= 0) continue;
+      // Training and inference make the same BLAS calls on the same buffers: bit-identical outputs.
+      if (train) copy_rows(ptr<T>(hp, r0 * H), Hs_, n, H);
+      if (Mask) {
+        mask_rows(Hin_, Hs_, Mask_, n, H);
+        if (train) copy_rows(ptr<T>(hw, r0 * H), Hin_, n, H);
+      }
+      const T* hin = Hs_;  // h_{t-1}, for the interpolation; Hin is what enters U
+      const T* Zs = Z_;    // oneDNN only for the whole batch (batch_split never runs it)
+      if (b0 == 0 && b1 == B) {
+        Zs = step_gemm<T>(dnn, pk, zkeep, hinb, n, Z);
+      } else {
+        pk.mm(n, Hin_, H, Z_, ldz);
+      }
+      if (reset_after) {
+        for_rows(n, G, [&](int64_t r) {
+          fwd_after_cols<T>(H, 0, H, X + (r0 + r) * G, Zs + r * G, bias, hin + r * H, Y + (r0 + r) * H,
+                            train ? ptr<T>(gates, (r0 + r) * G) : nullptr, train ? ptr<T>(hn, (r0 + r) * H) : nullptr);
         });
-      });
-      pn.mm(n, Q, H, ptr<T>(zn), H);  // U_n (r⊙h)
-      if (train) copy_rows(ptr<T>(q, r0 * H), Q, n, H);
-      const T* ZN = ptr<T>(zn);
-      for_rows(n, H, [&](int64_t r) {
-        const T *x = X + (r0 + r) * G, *hprev = hin + r * H;
-        T* gs = train ? ptr<T>(gates, (r0 + r) * G) : nullptr;
-        // In inference z was not stored; recompute it from the step's GEMM.
-        const T* zh = Zs + r * ldz;
-        for_cols<T>(H, [&](int64_t j, int64_t k) {
-          const V nn = tanh_<T>(V::loadu(x + 2 * H + j, k) + (V::loadu(ZN + r * H + j, k) + load_b(bias, 2 * H + j, k)));
-          const V zz = gs ? V::loadu(gs + H + j, k)
-                          : sigmoid<T>(V::loadu(x + H + j, k) + (V::loadu(zh + H + j, k) + load_b(bias, H + j, k)));
-          const V hv = V::loadu(hprev + j, k);
-          (nn + zz * (hv - nn)).store(Y + (r0 + r) * H + j, k);
-          if (gs) nn.store(gs + 2 * H + j, k);
+      } else {
+        T* Q = Qb + b0 * H;
+        for_rows(n, 2 * H, [&](int64_t r) {  // r, z and r⊙h
+          const T *x = X + (r0 + r) * G, *zh = Zs + r * ldz, *hprev = Hin_ + r * H;  // r ⊙ (h_{t-1} ⊙ mask)
+          T* gs = train ? ptr<T>(gates, (r0 + r) * G) : nullptr;
+          for_cols<T>(H, [&](int64_t j, int64_t k) {
+            const V rr = sigmoid<T>(V::loadu(x + j, k) + (V::loadu(zh + j, k) + load_b(bias, j, k)));
+            const V zz = sigmoid<T>(V::loadu(x + H + j, k) + (V::loadu(zh + H + j, k) + load_b(bias, H + j, k)));
+            (rr * V::loadu(hprev + j, k)).store(Q + r * H + j, k);
+            if (gs) {
+              rr.store(gs + j, k);
+              zz.store(gs + H + j, k);
+            }
+          });
         });
-      });
+        T* ZN = ZNb + b0 * H;
+        pn.mm(n, Q, H, ZN, H);  // U_n (r⊙h)
+        if (train) copy_rows(ptr<T>(q, r0 * H), Q, n, H);
+        for_rows(n, H, [&](int64_t r) {
+          const T *x = X + (r0 + r) * G, *hprev = hin + r * H;
+          T* gs = train ? ptr<T>(gates, (r0 + r) * G) : nullptr;
+          // In inference z was not stored; recompute it from the step's GEMM.
+          const T* zh = Zs + r * ldz;
+          for_cols<T>(H, [&](int64_t j, int64_t k) {
+            const V nn = tanh_<T>(V::loadu(x + 2 * H + j, k) + (V::loadu(ZN + r * H + j, k) + load_b(bias, 2 * H + j, k)));
+            const V zz = gs ? V::loadu(gs + H + j, k)
+                            : sigmoid<T>(V::loadu(x + H + j, k) + (V::loadu(zh + H + j, k) + load_b(bias, H + j, k)));
+            const V hv = V::loadu(hprev + j, k);
+            (nn + zz * (hv - nn)).store(Y + (r0 + r) * H + j, k);
+            if (gs) nn.store(gs + 2 * H + j, k);
+          });
+        });
+      }
+      if (ZH) zone_rows(Y + r0 * H, Hs_, ZH + r0 * H, n, H);  // Hs still holds h_{t-1}
+      copy_rows(Hs_, Y + r0 * H, n, H);
     }
-    if (ZH) zone_rows(Y + r0 * H, Hs, ZH + r0 * H, n, H);  // Hs still holds h_{t-1}
-    copy_rows(Hs, Y + r0 * H, n, H);
-  }
+  };
+  // reset_before: pn must be on panels too (it is whenever pk is: same threshold, fewer FLOPs).
+  run_batch_split(reset_after || on_panels(pn) ? batch_split<T>(st, pk, dnn.on(), B, batch_first ? 2 : 1)
+                                                  : std::vector<int64_t>{0, B}, loop);
   return {out, h, hp, gates, reset_after ? hn : q, hw};
 }
 
@@ -350,71 +368,83 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
   const Tensor zeros = ZH ? at::zeros({N, H}, o) : Tensor();  // with zoneout the pass reads ∂L/∂h_t from DH alone
   const T* GYp = ZH ? ptr<T>(zeros) : GY;
   Tensor dhin = Mask ? at::empty({B, H}, o) : Tensor();  // with dropout: ∂L/∂(h_{t-1} ⊙ mask), masked into DH
-  const bool splittable = !Mask && !ZH && unit_splittable<T>(H);  // backward_split / backward_before_split may run
+  const bool batch_first = batch_splittable<T>(B, 2);  // as forward_impl: the batch or the units split
+  const bool splittable = batch_first || (!Mask && !ZH && unit_splittable<T>(H));
   const Panels<T> pb(W, H, reset_after ? G : 2 * H, false, B, splittable);  // (dr, dz, dn⊙r) U, or (dr, dz) U_rz
   const Panels<T> pbn = reset_after ? Panels<T>() : Panels<T>(W + 2 * H * H, H, H, false, B, splittable);  // dn U_n
   const V one(T(1));
   int64_t nt = 1;
   if constexpr (std::is_same<T, float>::value) {
-    nt = !Mask && !ZH && (reset_after || pbn.buf.defined()) ? unit_split_threads<T>(pb, H, B, reset_after) : 1;
+    nt = !batch_first && !Mask && !ZH && (reset_after || pbn.buf.defined()) ? unit_split_threads<T>(pb, H, B, reset_after)
+                                                                             : 1;
     if (nt > 1 && reset_after) backward_split<T>(st, nt, pb, GY, GS, HP, AUX, DH, DX, DG, H);
     if (nt > 1 && !reset_after) backward_before_split<T>(st, nt, pb, pbn, GY, GS, HP, DH, ptr<T>(dq), DX, H);
   }
-  for (int64_t s = nt > 1 ? -1 : st.T - 1; s >= 0; --s) {
-    const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
-    if (ZH) {  // DH = (1 - a) ⊙ ∂L/∂h_t, carry = a ⊙ ∂L/∂h_t
-      add_rows(DH, GY + r0 * H, n, H);
-      unzone_rows(DH, ptr<T>(carry), ZH + r0 * H, n, H);
-    }
-    // Pass 1: ∂L/∂h_t, then the z and n pre-activation gradients; DH becomes z⊙∂L/∂h_t.
-    if (reset_after) {
-      for_rows(n, G, [&](int64_t r) {
-        const int64_t row = r0 + r;
-        bwd_after_cols<T>(H, 0, H, GYp + row * H, DH + r * H, GS + row * G, HP + row * H, AUX + row * H,
-                          DX + row * G, DG + row * G);
-      });
-    } else {
-      for_rows(n, G, [&](int64_t r) {  // reset_before: z and n here, r after U_n's product below
-        const int64_t row = r0 + r;
-        const T* hprev = HP + row * H;
-        for_cols<T>(H, [&](int64_t j, int64_t k) {
-          const T* gs = GS + row * G;
-          const V d = V::loadu(GYp + row * H + j, k) + V::loadu(DH + r * H + j, k);
-          const V zz = V::loadu(gs + H + j, k), nn = V::loadu(gs + 2 * H + j, k);
-          const V dzz = d * (V::loadu(hprev + j, k) - nn) * zz * (one - zz);
-          const V dan = d * (one - zz) * (one - nn * nn);  // ∂L/∂(n's pre-activation)
-          dzz.store(DX + row * G + H + j, k);
-          dan.store(DX + row * G + 2 * H + j, k);
-          (d * zz).store(DH + r * H + j, k);
-        });
-      });
-    }
-    if (reset_after && Mask) {
-      pb.mm(n, DG + r0 * G, G, ptr<T>(dhin), H);  // (dr, dz, dn⊙r) U, into h_{t-1} through the mask
-      mask_rows(ptr<T>(dhin), ptr<T>(dhin), Mask, n, H);
-      add_rows(DH, ptr<T>(dhin), n, H);
-    } else if (reset_after) {
-      pb.mm(n, DG + r0 * G, G, DH, H, true);  // + (dr, dz, dn⊙r) U
-    } else {
-      T* DQ = ptr<T>(dq);
-      pbn.mm(n, DX + r0 * G + 2 * H, G, DQ, H);  // ∂L/∂(r⊙h) = dn U_n
-      T* DHIN = Mask ? ptr<T>(dhin) : DH;  // gradient of what entered U: into DH directly, or masked
-      for_rows(n, H, [&](int64_t r) {
-        const int64_t row = r0 + r;
-        const T *gs = GS + row * G, *hprev = HIN + row * H;  // q = r ⊙ (h_{t-1} ⊙ mask)
-        for_cols<T>(H, [&](int64_t j, int64_t k) {
-          const V rr = V::loadu(gs + j, k), dqv = V::loadu(DQ + r * H + j, k);
-          (dqv * V::loadu(hprev + j, k) * rr * (one - rr)).store(DX + row * G + j, k);
-          (Mask ? dqv * rr : V::loadu(DH + r * H + j, k) + dqv * rr).store(DHIN + r * H + j, k);
-        });
-      });
-      pb.mm(n, DX + r0 * G, G, DHIN, H, true);  // + (dr, dz) U_rz
-      if (Mask) {
-        mask_rows(DHIN, DHIN, Mask, n, H);
-        add_rows(DH, DHIN, n, H);
+  T *Carry = ptr<T>(carry), *Dhin = ptr<T>(dhin), *Dq = ptr<T>(dq);
+  auto loop = [&](int64_t b0, int64_t b1) {  // the sequences [b0, b1), as forward_impl
+    T *DH_ = DH + b0 * H, *carry_ = ZH ? Carry + b0 * H : nullptr, *dhin_ = Mask ? Dhin + b0 * H : nullptr;
+    const T* Mask_ = Mask ? Mask + b0 * H : nullptr;
+    for (int64_t s = st.T - 1; s >= 0; --s) {
+      const int64_t t = st.at(s), n = std::min(st.bs[t], b1) - b0, r0 = st.off[t] + b0;
+      if (n <= 0) continue;
+      if (ZH) {  // DH = (1 - a) ⊙ ∂L/∂h_t, carry = a ⊙ ∂L/∂h_t
+        add_rows(DH_, GY + r0 * H, n, H);
+        unzone_rows(DH_, carry_, ZH + r0 * H, n, H);
       }
+      // Pass 1: ∂L/∂h_t, then the z and n pre-activation gradients; DH becomes z⊙∂L/∂h_t.
+      if (reset_after) {
+        for_rows(n, G, [&](int64_t r) {
+          const int64_t row = r0 + r;
+          bwd_after_cols<T>(H, 0, H, GYp + row * H, DH_ + r * H, GS + row * G, HP + row * H, AUX + row * H,
+                            DX + row * G, DG + row * G);
+        });
+      } else {
+        for_rows(n, G, [&](int64_t r) {  // reset_before: z and n here, r after U_n's product below
+          const int64_t row = r0 + r;
+          const T* hprev = HP + row * H;
+          for_cols<T>(H, [&](int64_t j, int64_t k) {
+            const T* gs = GS + row * G;
+            const V d = V::loadu(GYp + row * H + j, k) + V::loadu(DH_ + r * H + j, k);
+            const V zz = V::loadu(gs + H + j, k), nn = V::loadu(gs + 2 * H + j, k);
+            const V dzz = d * (V::loadu(hprev + j, k) - nn) * zz * (one - zz);
+            const V dan = d * (one - zz) * (one - nn * nn);  // ∂L/∂(n's pre-activation)
+            dzz.store(DX + row * G + H + j, k);
+            dan.store(DX + row * G + 2 * H + j, k);
+            (d * zz).store(DH_ + r * H + j, k);
+          });
+        });
+      }
+      if (reset_after && Mask) {
+        pb.mm(n, DG + r0 * G, G, dhin_, H);  // (dr, dz, dn⊙r) U, into h_{t-1} through the mask
+        mask_rows(dhin_, dhin_, Mask_, n, H);
+        add_rows(DH_, dhin_, n, H);
+      } else if (reset_after) {
+        pb.mm(n, DG + r0 * G, G, DH_, H, true);  // + (dr, dz, dn⊙r) U
+      } else {
+        T* DQ = Dq + b0 * H;
+        pbn.mm(n, DX + r0 * G + 2 * H, G, DQ, H);  // ∂L/∂(r⊙h) = dn U_n
+        T* DHIN = Mask ? dhin_ : DH_;  // gradient of what entered U: into DH directly, or masked
+        for_rows(n, H, [&](int64_t r) {
+          const int64_t row = r0 + r;
+          const T *gs = GS + row * G, *hprev = HIN + row * H;  // q = r ⊙ (h_{t-1} ⊙ mask)
+          for_cols<T>(H, [&](int64_t j, int64_t k) {
+            const V rr = V::loadu(gs + j, k), dqv = V::loadu(DQ + r * H + j, k);
+            (dqv * V::loadu(hprev + j, k) * rr * (one - rr)).store(DX + row * G + j, k);
+            (Mask ? dqv * rr : V::loadu(DH_ + r * H + j, k) + dqv * rr).store(DHIN + r * H + j, k);
+          });
+        });
+        pb.mm(n, DX + r0 * G, G, DHIN, H, true);  // + (dr, dz) U_rz
+        if (Mask) {
+          mask_rows(DHIN, DHIN, Mask_, n, H);
+          add_rows(DH_, DHIN, n, H);
+        }
+      }
+      if (ZH) add_rows(DH_, carry_, n, H);
     }
-    if (ZH) add_rows(DH, ptr<T>(carry), n, H);
+  };
+  if (nt == 1) {  // batch_split needs every product on panels (reset_before: pbn too)
+    const bool panels = on_panels(pb) && (reset_after || on_panels(pbn));
+    run_batch_split(panels ? batch_split<T>(st, pb, false, B, batch_first ? 2 : 1) : std::vector<int64_t>{0, B}, loop);
   }
   Tensor dw, db;
   if (reset_after) {

@@ -170,12 +170,7 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
       }
     }
   };
-  if (const auto bounds = batch_split<T>(st, pk, dnn.on(), B, batch_first ? 2 : 1); bounds.size() > 2) {
-#pragma omp parallel num_threads(bounds.size() - 1)
-    loop(bounds[omp_get_thread_num()], bounds[omp_get_thread_num() + 1]);
-  } else {
-    loop(0, B);
-  }
+  run_batch_split(batch_split<T>(st, pk, dnn.on(), B, batch_first ? 2 : 1), loop);
   return {out, h, c, hp, cp, cs, gates, m, zhat, zrstd, cstats};
 }
 
@@ -299,14 +294,7 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
       if (ZC) add_rows(DC_, CarryC + b0 * H, n, H);
     }
   };
-  if (nt == 1) {
-    if (const auto bounds = batch_split<T>(st, pk, dnn.on(), B, batch_first ? 2 : 1); bounds.size() > 2) {
-#pragma omp parallel num_threads(bounds.size() - 1)
-      loop(bounds[omp_get_thread_num()], bounds[omp_get_thread_num() + 1]);
-    } else {
-      loop(0, B);
-    }
-  }
+  if (nt == 1) run_batch_split(batch_split<T>(st, pk, dnn.on(), B, batch_first ? 2 : 1), loop);
   // Weight gradients: one GEMM or reduction over all steps.
   Tensor dwhh = weight_grad(ln ? draw : dz, hp, bf16);
   Tensor dbhh = p.bhh.defined() ? dz.sum(0) : Tensor();

@@ -219,6 +219,26 @@ std::vector<int64_t> batch_split(const Steps& st, const Panels<T>& pk, bool dnn_
   }
 }
 
+template <typename T>
+bool on_panels(const Panels<T>& p) {  // packed for the panel kernel (only float32 ever is)
+  if constexpr (std::is_same<T, float>::value) {
+    return p.buf.defined();
+  } else {
+    return false;
+  }
+}
+
+// Runs loop(b0, b1) on each range of batch_split's boundaries, one thread per range.
+template <typename Fn>
+void run_batch_split(const std::vector<int64_t>& bounds, const Fn& loop) {
+  if (bounds.size() > 2) {
+#pragma omp parallel num_threads(bounds.size() - 1)
+    loop(bounds[omp_get_thread_num()], bounds[omp_get_thread_num() + 1]);
+  } else {
+    loop(bounds.front(), bounds.back());
+  }
+}
+
 // A step's recurrent product Z (n, N) = h[:n] Wᵀ: on oneDNN (returning its output, held in `keep`)
 // or into the preallocated Z (ldz = N). Returns where the product is.
 template <typename T>

@@ -18,30 +18,43 @@ std::vector<Tensor> forward_impl(bool relu, const Steps& st, const Tensor& xw, c
   const T *X = ptr<T>(xw), *W = ptr<T>(w), *bias = ptr<T>(b);
   T *Y = ptr<T>(out), *Hs = ptr<T>(h), *Z = ptr<T>(zr), *Hin = ptr<T>(hin);
   const T* Mask = ptr<T>(mask);
-  const OneDnn dnn(w, B, bf16);
-  const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, H, H, true, B);
-  Tensor zkeep;
-  for (int64_t s = 0; s < st.T; ++s) {
-    const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
-    if (Mask) mask_rows(Hin, Hs, Mask, n, H);
-    if (train) copy_rows(ptr<T>(hp, r0 * H), Hin, n, H);  // same product with and without grad
-    const T* Zs = step_gemm<T>(dnn, pk, zkeep, hin, n, Z);
-    for_rows(n, H, [&](int64_t r) {
-      const T *x = X + (r0 + r) * H, *z = Zs + r * H;
-      T* y = Y + (r0 + r) * H;
-      for_cols<T>(H, [&](int64_t j, int64_t k) {
-        V a = V::loadu(z + j, k);
-        if (bias) a = a + V::loadu(bias + j, k);
-        a = V::loadu(x + j, k) + a;
-        (relu ? at::vec::clamp_min(a, V(T(0))) : tanh_<T>(a)).store(y + j, k);
+  // No unit split here: with at least one row block per thread the batch splits (batch_split).
+  const bool splittable = batch_splittable<T>(B, 1);
+  const OneDnn dnn(w, B, bf16, splittable);
+  const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, H, H, true, B, splittable);
+  auto loop = [&](int64_t b0, int64_t b1) {  // the sequences [b0, b1): every per-step buffer is (B, H)
+    Tensor zkeep;
+    T *Hs_ = Hs + b0 * H, *Hin_ = Hin + b0 * H, *Z_ = Z + b0 * H;
+    const T* Mask_ = Mask ? Mask + b0 * H : nullptr;
+    for (int64_t s = 0; s < st.T; ++s) {
+      const int64_t t = st.at(s), n = std::min(st.bs[t], b1) - b0, r0 = st.off[t] + b0;
+      if (n <= 0) continue;
+      if (Mask) mask_rows(Hin_, Hs_, Mask_, n, H);
+      if (train) copy_rows(ptr<T>(hp, r0 * H), Hin_, n, H);  // same product with and without grad
+      const T* Zs = Z_;
+      if (b0 == 0 && b1 == B) {
+        Zs = step_gemm<T>(dnn, pk, zkeep, hin, n, Z);
+      } else {
+        pk.mm(n, Hin_, H, Z_, H);
+      }
+      for_rows(n, H, [&](int64_t r) {
+        const T *x = X + (r0 + r) * H, *z = Zs + r * H;
+        T* y = Y + (r0 + r) * H;
+        for_cols<T>(H, [&](int64_t j, int64_t k) {
+          V a = V::loadu(z + j, k);
+          if (bias) a = a + V::loadu(bias + j, k);
+          a = V::loadu(x + j, k) + a;
+          (relu ? at::vec::clamp_min(a, V(T(0))) : tanh_<T>(a)).store(y + j, k);
+        });
       });
-    });
-    if (ZH) {
-      if (train) copy_rows(ptr<T>(yt, r0 * H), Y + r0 * H, n, H);
-      zone_rows(Y + r0 * H, Hs, ZH + r0 * H, n, H);  // Hs still holds h_{t-1}
+      if (ZH) {
+        if (train) copy_rows(ptr<T>(yt, r0 * H), Y + r0 * H, n, H);
+        zone_rows(Y + r0 * H, Hs_, ZH + r0 * H, n, H);  // Hs still holds h_{t-1}
+      }
+      copy_rows(Hs_, Y + r0 * H, n, H);
     }
-    copy_rows(Hs, Y + r0 * H, n, H);
-  }
+  };
+  run_batch_split(batch_split<T>(st, pk, dnn.on(), B, 1), loop);
   return {out, h, yt, hp};  // saved for backward: φ(·) of every row and h_{t-1}
 }
 
@@ -56,32 +69,42 @@ std::vector<Tensor> backward_impl(bool relu, const Steps& st, const Tensor& grad
   Tensor gy = grad_out.contiguous(), dh = grad_hn.contiguous().clone(), da = at::empty({N, H}, hp.options());
   const T *W = ptr<T>(w), *GY = ptr<T>(gy), *Y = ptr<T>(out);
   T *DH = ptr<T>(dh), *DA = ptr<T>(da);
-  const OneDnn dnn(w.t(), st.B, bf16);  // y = da (Uᵀ)ᵀ on oneDNN for large float32 steps
-  const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, H, H, false, st.B);  // da U
+  const bool splittable = batch_splittable<T>(st.B, 1);  // as forward_impl
+  const OneDnn dnn(w.t(), st.B, bf16, splittable);  // y = da (Uᵀ)ᵀ on oneDNN for large float32 steps
+  const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, H, H, false, st.B, splittable);  // da U
+  const T* Mask = ptr<T>(mask);
+  T* Carry = ptr<T>(carry);
   const V one(T(1)), zero(T(0));
-  for (int64_t s = st.T - 1; s >= 0; --s) {
-    const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
-    if (ZH) {  // DH = (1 - a) ⊙ ∂L/∂h_t, carry = a ⊙ ∂L/∂h_t
-      add_rows(DH, GY + r0 * H, n, H);
-      unzone_rows(DH, ptr<T>(carry), ZH + r0 * H, n, H);
-    }
-    for_rows(n, H, [&](int64_t r) {
-      const int64_t row = r0 + r;
-      for_cols<T>(H, [&](int64_t j, int64_t k) {
-        const V d = ZH ? V::loadu(DH + r * H + j, k) : V::loadu(GY + row * H + j, k) + V::loadu(DH + r * H + j, k);
-        const V y = V::loadu(Y + row * H + j, k);
-        // relu: torch's threshold_backward passes the gradient where the output is > 0
-        (relu ? V::blendv(zero, d, y > zero) : d * (one - y * y)).store(DA + row * H + j, k);
+  auto loop = [&](int64_t b0, int64_t b1) {  // the sequences [b0, b1), as forward_impl
+    T* DH_ = DH + b0 * H;
+    T* carry_ = ZH ? Carry + b0 * H : nullptr;
+    const T* Mask_ = Mask ? Mask + b0 * H : nullptr;
+    for (int64_t s = st.T - 1; s >= 0; --s) {
+      const int64_t t = st.at(s), n = std::min(st.bs[t], b1) - b0, r0 = st.off[t] + b0;
+      if (n <= 0) continue;
+      if (ZH) {  // DH = (1 - a) ⊙ ∂L/∂h_t, carry = a ⊙ ∂L/∂h_t
+        add_rows(DH_, GY + r0 * H, n, H);
+        unzone_rows(DH_, carry_, ZH + r0 * H, n, H);
+      }
+      for_rows(n, H, [&](int64_t r) {
+        const int64_t row = r0 + r;
+        for_cols<T>(H, [&](int64_t j, int64_t k) {
+          const V d = ZH ? V::loadu(DH_ + r * H + j, k) : V::loadu(GY + row * H + j, k) + V::loadu(DH_ + r * H + j, k);
+          const V y = V::loadu(Y + row * H + j, k);
+          // relu: torch's threshold_backward passes the gradient where the output is > 0
+          (relu ? V::blendv(zero, d, y > zero) : d * (one - y * y)).store(DA + row * H + j, k);
+        });
       });
-    });
-    if (dnn.on()) {  // ∂L/∂h_{t-1} = da U
-      copy_rows(DH, dnn.mm(da.narrow(0, r0, n)).data_ptr<T>(), n, H);
-    } else {
-      pk.mm(n, DA + r0 * H, H, DH, H);
+      if (dnn.on()) {  // ∂L/∂h_{t-1} = da U (whole batch only: batch_split never runs oneDNN)
+        copy_rows(DH_, dnn.mm(da.narrow(0, r0, n)).data_ptr<T>(), n, H);
+      } else {
+        pk.mm(n, DA + r0 * H, H, DH_, H);
+      }
+      if (Mask) mask_rows(DH_, DH_, Mask_, n, H);  // h_{t-1} entered only through h_{t-1} ⊙ mask
+      if (ZH) add_rows(DH_, carry_, n, H);
     }
-    if (mask.defined()) mask_rows(DH, DH, ptr<T>(mask), n, H);  // h_{t-1} entered only through h_{t-1} ⊙ mask
-    if (ZH) add_rows(DH, ptr<T>(carry), n, H);
-  }
+  };
+  run_batch_split(batch_split<T>(st, pk, dnn.on(), st.B, 1), loop);
   Tensor dw = weight_grad(da, hp, bf16);
   Tensor db = b.defined() ? da.sum(0) : Tensor();
   return {da, dh, dw, db, Tensor(), Tensor()};  // no gradient for the masks
