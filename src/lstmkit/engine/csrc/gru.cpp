@@ -71,8 +71,9 @@ inline void bwd_after_cols(int64_t H, int64_t j0, int64_t j1, const T* gy, T* dh
   });
 }
 
-// Threads that split the hidden units (reset_after only; as forward_split in lstm.cpp): each owns
-// its units' r, z, n columns of the product, its pointwise pass and its part of h.
+// Threads that split the hidden units (reset_after; as forward_split in lstm_split.h), for batches
+// too small for batch_split: each owns its units' r, z, n columns of the product, its pointwise
+// pass and its part of h.
 template <typename T>
 void forward_split(const Steps& st, int64_t nt, const Panels<T>& pk, const T* X, const T* h0, const T* bias, T* Y,
                    T* Hfinal, T* Z, T* HP, T* Gates, T* HN, int64_t B, int64_t H) {

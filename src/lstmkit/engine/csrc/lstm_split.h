@@ -1,8 +1,9 @@
 // The LSTM family's unit-split loops (forward_split / backward_split, and the LSTMP versions):
 // threads that each own some hidden units run a layer-direction's whole time loop in one OpenMP
 // region and meet at barriers, instead of forking and joining around each step's product.
-// lstm.cpp's forward_impl / backward_impl choose them (split_threads, split_threads_proj) and
-// otherwise run the one-thread loop; both compute the same math (lstm_cell.h).
+// lstm.cpp's forward_impl / backward_impl choose them (split_threads, split_threads_proj) for
+// batches too small to give each thread two row blocks, and otherwise run their own loop, whole
+// or split over the batch (batch_split in panels.h); all compute the same math (lstm_cell.h).
 #pragma once
 
 #include "common.h"
