@@ -149,5 +149,4 @@ def input_projection(spec, x: torch.Tensor, p: dict) -> torch.Tensor:
         return spec.input_projection(x, p)
     if ln is None:
         return y
-    y = torch.nn.functional.layer_norm(y, (y.shape[-1],), ln)  # as cells/common.py: project
-    return y if b is None else y + b
+    return torch.nn.functional.layer_norm(y, (y.shape[-1],), ln, b)  # as cells/common.py: project
