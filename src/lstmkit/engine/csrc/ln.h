@@ -120,4 +120,43 @@ struct RowPartials {
   }
 };
 
+// The gains' and shift's gradients outside the unit-split loop: out[j] = Σ_n a[n, j] · b[n, j]
+// (b null: Σ_n a[n, j]), with b's rows centred and scaled by stats[n] = (mean, 1/σ) when given:
+// Σ_n ∂L/∂y · LN(C) for α_c. One pass over the rows in parallel, each thread adding into its own
+// double row (float within 256-row chunks), and no (N, W) temporary: the torch expressions it
+// replaces, (dz * zhat).sum(0) and the like, allocated one, which page-faults at 52 MB here.
+template <typename T>
+Tensor col_sum(const T* a, const T* b, const T* stats, int64_t N, int64_t W, const at::TensorOptions& o) {
+  constexpr int64_t kChunk = 256;
+  const int64_t nt = at::get_num_threads();
+  std::vector<double> acc(nt * W, 0.0);
+  at::parallel_for(0, (N + kChunk - 1) / kChunk, 1, [&](int64_t c0, int64_t c1) {
+    double* mine = acc.data() + at::get_thread_num() * W;
+    std::vector<T> part(W);
+    for (int64_t c = c0; c < c1; ++c) {
+      std::fill(part.begin(), part.end(), T(0));
+      for (int64_t n = c * kChunk; n < std::min(N, (c + 1) * kChunk); ++n) {
+        const T *ar = a + n * W, *br = b ? b + n * W : nullptr;
+        if (stats) {
+          const T mu = stats[2 * n], rs = stats[2 * n + 1];
+          for (int64_t j = 0; j < W; ++j) part[j] += ar[j] * ((br[j] - mu) * rs);
+        } else if (br) {
+          for (int64_t j = 0; j < W; ++j) part[j] += ar[j] * br[j];
+        } else {
+          for (int64_t j = 0; j < W; ++j) part[j] += ar[j];
+        }
+      }
+      for (int64_t j = 0; j < W; ++j) mine[j] += part[j];
+    }
+  });
+  Tensor out = at::empty({W}, o);
+  T* d = out.data_ptr<T>();
+  for (int64_t j = 0; j < W; ++j) {
+    double s = 0;
+    for (int64_t t = 0; t < nt; ++t) s += acc[t * W + j];
+    d[j] = T(s);
+  }
+  return out;
+}
+
 }  // namespace lstmkit

@@ -307,9 +307,9 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
     dlnh = dlnh.to(dz.scalar_type()), dlnc = dlnc.to(dz.scalar_type());
     if (dlnbc.defined()) dlnbc = dlnbc.to(dz.scalar_type());
   } else if (ln) {
-    dlnh = (dz * zhat).sum(0);
-    dlnc = (dyc * ((cs - cstats.narrow(1, 0, 1)) * cstats.narrow(1, 1, 1))).sum(0);
-    dlnbc = p.lnbc.defined() ? dyc.sum(0) : Tensor();
+    dlnh = col_sum<T>(DZ, ptr<T>(zhat), nullptr, N, GH, o);  // Σ dz ⊙ LN(W_hh h)
+    dlnc = col_sum<T>(ptr<T>(dyc), CS, ptr<T>(cstats), N, H, o);  // Σ ∂L/∂y ⊙ LN(C)
+    dlnbc = p.lnbc.defined() ? col_sum<T>(ptr<T>(dyc), nullptr, nullptr, N, H, o) : Tensor();
   }
   return {dz, dh, dc, dwhh, dbhh, dpi, dpf, dpo, dwhr, Tensor(), Tensor(), Tensor(), dlnh, dlnc, dlnbc};  // none for masks
 }
