@@ -275,8 +275,6 @@ def test_fgr_gate_state_with_unit_split_threads(ext, gen, reverse):
 
 
 @pytest.mark.parametrize("variant,kwargs,why", [
-    ("fgr", {"recurrent_dropout": 0.3}, "fgr with recurrent dropout"),
-    ("fgr", {"zoneout": 0.2}, "fgr with zoneout"),
     ("fgr", {"layer_norm": True}, "fgr with layer norm"),
     ("gru", {"layer_norm": True}, "layer norm"),
     ("lstm", {"return_internals": True}, "return_internals"),

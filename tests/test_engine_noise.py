@@ -32,7 +32,8 @@ def _both_paths(m, x, hx, lengths, weight, monkeypatch, engine_calls, seed, dire
 # Recurrent dropout (Gal & Ghahramani): one mask per sequence on h_{t-1} where it enters W_hh.
 # The layer loop draws the masks on either path, so the same seed gives both paths the same masks.
 DROPOUT_CASES = [("lstm", {}), ("peephole", {"proj_size": 3}), ("cifg", {}), ("nog", {}), ("lstm", {"layer_norm": True}),
-                 ("gru", {}), ("gru", {"reset_after": False}), ("rnn", {}), ("rnn", {"nonlinearity": "relu"})]
+                 ("gru", {}), ("gru", {"reset_after": False}), ("rnn", {}), ("rnn", {"nonlinearity": "relu"}),
+                 ("fgr", {}), ("fgr", {"proj_size": 3})]
 
 
 @pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
@@ -52,7 +53,8 @@ ZONEOUT_CASES = [("lstm", {"zoneout": 0.3}), ("peephole", {"zoneout": (0.2, 0.5)
                  ("cifg", {"zoneout": (0.0, 0.4)}), ("lstm", {"zoneout": (0.3, 0.0), "recurrent_dropout": 0.2}),
                  ("gru", {"zoneout": 0.3}), ("gru", {"zoneout": 0.3, "reset_after": False, "recurrent_dropout": 0.2}),
                  ("rnn", {"zoneout": 0.3}), ("rnn", {"zoneout": 0.3, "nonlinearity": "relu", "recurrent_dropout": 0.2}),
-                 ("peephole", {"zoneout": (0.2, 0.4), "layer_norm": True, "proj_size": 3})]
+                 ("peephole", {"zoneout": (0.2, 0.4), "layer_norm": True, "proj_size": 3}),
+                 ("fgr", {"zoneout": (0.3, 0.2)}), ("fgr", {"zoneout": 0.3, "proj_size": 3, "recurrent_dropout": 0.2})]
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
@@ -74,6 +76,7 @@ MASKED_GRADCHECK_CASES = [
     ("lstm", {"proj_size": 2, "zoneout": (0.3, 0.5)}), ("peephole", {"zoneout": 0.4}), ("gru", {"zoneout": 0.4}),
     ("lstm", {"layer_norm": True, "zoneout": (0.3, 0.5), "recurrent_dropout": 0.5}),
     ("gru", {"zoneout": 0.4, "reset_after": False}), ("rnn", {"zoneout": 0.4}),
+    ("fgr", {"recurrent_dropout": 0.5}), ("fgr", {"proj_size": 2, "zoneout": (0.3, 0.5), "recurrent_dropout": 0.5}),
 ]
 
 
@@ -98,7 +101,7 @@ def test_gradcheck_with_masks_through_engine(ext, engine_calls, monkeypatch, gen
 
 @pytest.mark.parametrize("variant,dropout,extra", [(v, d, {}) for v in ("lstm", "peephole", "cifg", "nog", "gru")
                                                    for d in (0.0, 0.3)]
-                         + [("fgr", 0.0, {}), ("gru", 0.0, {"reset_after": False, "hidden_size": 192}), ("lstm", 0.3, {"layer_norm": True}), ("noaf", 0.0, {"layer_norm": True}),
+                         + [("fgr", 0.0, {}), ("fgr", 0.3, {}), ("gru", 0.0, {"reset_after": False, "hidden_size": 192}), ("lstm", 0.3, {"layer_norm": True}), ("noaf", 0.0, {"layer_norm": True}),
                             ("nog", 0.0, {"layer_norm": True})])
 @pytest.mark.parametrize("B", [12, 36], ids=["units", "batch"])
 def test_unit_split_threads_match_reference(ext, engine_calls, monkeypatch, gen, variant, dropout, extra, B):
@@ -166,7 +169,8 @@ def test_unit_split_threads_with_projection_match_reference(ext, engine_calls, m
 # (variant, options, H): H not in whole panels, and a full step of at least 0.25 MFLOP at B = 36
 BATCH_SPLIT_CASES = [("lstm", {"zoneout": (0.2, 0.3)}, 40), ("peephole", {"proj_size": 24, "recurrent_dropout": 0.3}, 40),
                      ("lstm", {"proj_size": 24, "layer_norm": True, "zoneout": 0.2}, 40), ("fgr", {"proj_size": 24}, 40),
-                     ("cifg", {"layer_norm": True}, 40), ("lstm", {}, 40), ("gru", {"zoneout": 0.2}, 72),
+                     ("cifg", {"layer_norm": True}, 40), ("lstm", {}, 40),
+                     ("fgr", {"recurrent_dropout": 0.3, "zoneout": (0.2, 0.3)}, 40), ("gru", {"zoneout": 0.2}, 72),
                      ("gru", {"reset_after": False, "recurrent_dropout": 0.3}, 72), ("gru", {"reset_after": False}, 72),
                      ("rnn", {}, 72), ("rnn", {"nonlinearity": "relu", "zoneout": 0.2, "recurrent_dropout": 0.3}, 72)]
 

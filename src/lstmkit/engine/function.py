@@ -23,12 +23,12 @@ PARAMS = {
 }
 
 
-def supports_recurrent_dropout(spec) -> bool:
-    return "h_mask" in PARAMS.get(spec.family, ()) and not getattr(spec, "gate_recurrence", False)
+def supports_recurrent_dropout(spec) -> bool:  # FGR included: the mask covers h, not a_{t-1}
+    return "h_mask" in PARAMS.get(spec.family, ())
 
 
-def supports_zoneout(spec) -> bool:
-    return "zone_h" in PARAMS.get(spec.family, ()) and not getattr(spec, "gate_recurrence", False)
+def supports_zoneout(spec) -> bool:  # FGR included: h and C are zoned, a_{t-1} is not (as in layers/loop.py)
+    return "zone_h" in PARAMS.get(spec.family, ())
 
 
 def _zone_tensor(z, n: int, width: int, dtype):
@@ -47,8 +47,8 @@ def supports(spec) -> bool:
     """Whether the engine computes this spec (the rest runs on the reference loop).
 
     Specs marked ``reference_only`` (MUT1-3), depth-gated LSTM layers, the GRU and RNN with layer
-    norm and FGR with layer norm have no kernel here; FGR runs without recurrent dropout or
-    zoneout (``supports_*`` below).
+    norm and FGR with layer norm have no kernel here. Every family here runs with recurrent
+    dropout and zoneout (``supports_*`` above).
     """
     if getattr(spec, "reference_only", False) or getattr(spec, "depth_gate", False):
         return False
@@ -153,14 +153,10 @@ def run(ext, spec, p: dict, xw, batch_sizes, state: tuple, reverse: bool, bf16: 
         width_h = state[0].shape[1]
         state = (torch.cat([state[0], state[2]], dim=1), state[1])
     cfg = Config(spec.family, flags(spec), list(batch_sizes), reverse, bf16 and dtype == torch.float32)
-    if h_mask is not None and not supports_recurrent_dropout(spec):
-        raise ValueError("the engine runs fgr without recurrent dropout (direction_runner sends it to the reference loop)")
     p = {**p, "h_mask": None if h_mask is None else h_mask.to(dtype).contiguous()}
-    if zone is not None:
-        if not supports_zoneout(spec):
-            raise ValueError("the engine runs fgr without zoneout (direction_runner sends it to the reference loop)")
-        p.update({f"zone_{k}": _zone_tensor(z, xw.shape[0], s.shape[1], dtype)
-                  for k, z, s in zip(("h", "c"), zone, state)})
+    if zone is not None:  # h's and C's entries (FGR's a_{t-1}, if given one, is never zoned: see layers/loop.py)
+        widths = [width_h if fgr and k == 0 else s.shape[1] for k, s in enumerate(state)]
+        p.update({f"zone_{k}": _zone_tensor(z, xw.shape[0], w, dtype) for k, z, w in zip(("h", "c"), zone, widths)})
     params = [p.get(name) for name in PARAMS[spec.family]]
     states = [s.to(dtype).contiguous() for s in state]
     xw = xw.to(dtype).contiguous()

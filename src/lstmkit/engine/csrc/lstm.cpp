@@ -52,21 +52,31 @@ void fgr_input(T* hin, const T* h, const T* gates, int64_t P, int64_t GH, int64_
   std::copy(gates + (gg + 1) * H, gates + GH, hin + P + gg * H);
 }
 
+// Recurrent dropout on h only: dst[r, :P] = src[r, :P] ⊙ mask[r], dst[r, P:PW] = src[r, P:PW] (FGR's
+// a_{t-1} enters unmasked, as in cells/lstm.py); rows of PW.
+template <typename T>
+void mask_h(T* dst, const T* src, const T* mask, int64_t n, int64_t P, int64_t PW) {
+  if (PW == P) return mask_rows(dst, src, mask, n, P);
+  for (int64_t r = 0; r < n; ++r) {
+    mask_rows(dst + r * PW, src + r * PW, mask + r * P, 1, P);
+    if (dst != src) std::copy(src + r * PW + P, src + (r + 1) * PW, dst + r * PW + P);
+  }
+}
+
 template <typename T, typename Fl>
 std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const Tensor& xw, const Tensor& h0,
                                  const Tensor& c0, const Params& p, bool train, bool bf16) {
   const Layout<Fl> L(fl);
   const int64_t N = st.N, B = st.B, GH = xw.size(1), H = c0.size(1), PW = h0.size(1), P = fgr ? PW - (GH - H) : PW;
   const bool proj = p.whr.defined();
-  TORCH_CHECK(!fgr || !(p.hmask.defined() || p.zh.defined() || p.zc.defined() || p.lnh.defined()),
-              "the engine runs FGR without recurrent dropout, zoneout or layer norm");
+  TORCH_CHECK(!fgr || !p.lnh.defined(), "the engine runs FGR without layer norm");
   const bool ln = p.lnh.defined();
   const auto o = xw.options();
   Tensor out = at::empty({N, P}, o);
   Tensor h = h0.contiguous().clone(), c = c0.contiguous().clone();  // running state, (B, PW) and (B, H)
   Tensor zr = at::empty({B, GH}, o);                                  // this step's W_hh h_{t-1}
   const bool drop = p.hmask.defined();
-  Tensor hin = drop ? at::empty({B, P}, o) : h;  // what enters W_hh: h_{t-1} ⊙ mask with recurrent dropout
+  Tensor hin = drop ? at::empty({B, PW}, o) : h;  // what enters W_hh: h_{t-1} ⊙ mask (FGR: [h ⊙ mask, a])
   Tensor hp, cp, cs, gates, m;  // for backward: h_{t-1}, C_{t-1}, C_t, gates and (LSTMP) m, per row
   Tensor gbuf = (fgr || ln) && !train ? at::empty({B, GH}, o) : Tensor();  // FGR, LN inference: this step's gates
   Tensor zhat, zrstd, cstats;  // layer norm, training: LN(W_hh h) and its 1/σ per row, C's (mean, 1/σ) per row
@@ -105,7 +115,7 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
                             ptr<T>(hp), ptr<T>(cp), ptr<T>(cs), ptr<T>(gates), ptr<T>(m), ptr<T>(mbuf), B, H, P);
       return {out, h, c, hp, cp, cs, gates, m, Tensor(), Tensor(), Tensor()};
     }
-    if (const int64_t nt = batch_first || ZH || ZC ? 1 : split_threads<T>(pk, H, B, proj); nt > 1) {
+    if (const int64_t nt = batch_first || ZH || ZC || (fgr && Mask) ? 1 : split_threads<T>(pk, H, B, proj); nt > 1) {
       const LnSplit<T> lns{ptr<T>(p.lnh), ptr<T>(p.lnc), ptr<T>(p.lnbc), ptr<T>(zhat), ptr<T>(zrstd), ptr<T>(cstats),
                            nullptr};
       forward_split<T>(fl, L, st, nt, pk, X, ptr<T>(h0.contiguous()), bias, pi, pf, po, Mask, Y, Hs, Cs, Z,
@@ -120,14 +130,14 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
   // (batch_split runs them side by side).
   auto loop = [&](int64_t b0, int64_t b1) {
     Tensor zkeep;
-    T *Hs_ = Hs + b0 * PW, *Cs_ = Cs + b0 * H, *Z_ = Z + b0 * GH, *Hin_ = Hin + b0 * (drop ? P : PW);
+    T *Hs_ = Hs + b0 * PW, *Cs_ = Cs + b0 * H, *Z_ = Z + b0 * GH, *Hin_ = Hin + b0 * PW;
     const T* Mask_ = Mask ? Mask + b0 * P : nullptr;
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.at(s), n = std::min(st.bs[t], b1) - b0, r0 = st.off[t] + b0;
       if (n <= 0) continue;
       // Training and inference make the very same BLAS calls on the same buffers (MKL's results can
       // depend on alignment), so with and without grad the outputs are bit-identical.
-      if (drop) mask_rows(Hin_, Hs_, Mask_, n, P);
+      if (drop) mask_h<T>(Hin_, Hs_, Mask_, n, P, PW);
       if (train) copy_rows(ptr<T>(hp, r0 * PW), Hin_, n, PW);  // ∂W_hh needs what entered the product
       const T* Zs = Z_;  // (n, G·H) = h_{t-1} W_hhᵀ; oneDNN only for the whole batch (batch_split never runs it)
       if (b0 == 0 && b1 == B) {
@@ -161,7 +171,9 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
         pr.mm(n, M, H, Y + r0 * P, P);  // h_t = m W_hrᵀ
         if (train) copy_rows(ptr<T>(m, r0 * H), M, n, H);
       }
-      if (ZH) zone_rows(Y + r0 * P, Hs_, ZH + r0 * P, n, P);  // Hs still holds h_{t-1}
+      if (ZH) {  // Hs still holds h_{t-1} (FGR: [h_{t-1}, a_{t-1}], rows of PW)
+        for (int64_t r = 0; r < n; ++r) zone_rows(Y + (r0 + r) * P, Hs_ + r * PW, ZH + (r0 + r) * P, 1, P);
+      }
       if (ZC) zone_rows(Cs_, Cprev + b0 * H, ZC + r0 * H, n, H);
       if (fgr) {
         for (int64_t r = 0; r < n; ++r) fgr_input(Hs_ + r * PW, Y + (r0 + r) * P, Gs + r * GH, P, GH, H, L.gg);
@@ -224,7 +236,7 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
       if (nt > 1) backward_split_proj<T>(fl, L, st, nt, pk, pr, GY, G, CS, CP, pi, pf, po, DH, DC, DZ,
                                          ptr<T>(dhall), ptr<T>(dm), H, P);
     } else {
-      nt = ZH || ZC ? 1 : split_threads<T>(pk, H, B, proj);
+      nt = ZH || ZC || (fgr && Mask) ? 1 : split_threads<T>(pk, H, B, proj);
       if (nt > 1 && ln) {
         const auto od = at::TensorOptions().dtype(at::kDouble);
         dlnh = at::zeros({GH}, od), dlnc = at::zeros({H}, od), dlnbc = p.lnbc.defined() ? at::zeros({H}, od) : Tensor();
@@ -248,7 +260,8 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
       const T *dm1 = GY + r0 * P, *dm2 = DH_;  // ∂L/∂h_t = the output's gradient + the next step's
       if (ZH) {
         T* d = Dht + b0 * P;
-        for (int64_t q = 0; q < n * P; ++q) d[q] = dm1[q] + DH_[q];
+        for (int64_t r = 0; r < n; ++r)
+          for (int64_t q = 0; q < P; ++q) d[r * P + q] = dm1[r * P + q] + DH_[r * PW + q];
         unzone_rows(d, CarryH + b0 * P, ZH + r0 * P, n, P);
         dm1 = d;
         dm2 = nullptr;
@@ -289,8 +302,10 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
       } else {
         pk.mm(n, ptr<T>(dprod, r0 * GH), GH, DH_, PW);
       }
-      if (Mask) mask_rows(DH_, DH_, Mask_, n, P);  // h_{t-1} entered the step only through h_{t-1} ⊙ mask
-      if (ZH) add_rows(DH_, CarryH + b0 * P, n, P);
+      if (Mask) mask_h<T>(DH_, DH_, Mask_, n, P, PW);  // h_{t-1} entered the step only through h_{t-1} ⊙ mask
+      if (ZH) {
+        for (int64_t r = 0; r < n; ++r) add_rows(DH_ + r * PW, CarryH + (b0 + r) * P, 1, P);
+      }
       if (ZC) add_rows(DC_, CarryC + b0 * H, n, H);
     }
   };
