@@ -106,9 +106,9 @@ def test_gradcheck_with_masks_through_engine(ext, engine_calls, monkeypatch, gen
 @pytest.mark.parametrize("B", [12, 36], ids=["units", "batch"])
 def test_unit_split_threads_match_reference(ext, engine_calls, monkeypatch, gen, variant, dropout, extra, B):
     """Float32 steps of at least 0.25 MFLOP on the panel kernel run on two threads: with H in whole
-    panels and B = 12, each owns some hidden units (forward_split / backward_split in csrc/lstm.cpp
-    and csrc/gru.cpp); the LSTM family with B = 36 (at least two row blocks per thread) splits the
-    batch instead (batch_split in csrc/panels.h). Unequal lengths in both directions, training and
+    panels and B = 12, each owns some hidden units (forward_split / backward_split in
+    csrc/lstm_split.h and csrc/gru_split.h); with B = 36 (at least two row blocks per thread) the
+    batch splits instead (batch_split in csrc/panels.h). Unequal lengths in both directions, training and
     no_grad, against the reference loop."""
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
