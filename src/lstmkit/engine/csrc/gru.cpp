@@ -90,12 +90,7 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
         if (train) copy_rows(ptr<T>(hw, r0 * H), Hin_, n, H);
       }
       const T* hin = Hs_;  // h_{t-1}, for the interpolation; Hin is what enters U
-      const T* Zs = Z_;    // oneDNN only for the whole batch (batch_split never runs it)
-      if (b0 == 0 && b1 == B) {
-        Zs = step_gemm<T>(dnn, pk, zkeep, hinb, n, Z);
-      } else {
-        pk.mm(n, Hin_, H, Z_, ldz);
-      }
+      const T* Zs = step_gemm<T>(dnn, pk, zkeep, hinb, b0, n, Z_);  // what enters U, times Uᵀ (U_rz for reset_before)
       if (reset_after) {
         for_rows(n, G, [&](int64_t r) {
           fwd_after_cols<T>(H, 0, H, X + (r0 + r) * G, Zs + r * G, bias, hin + r * H, Y + (r0 + r) * H,

@@ -139,12 +139,7 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
       // depend on alignment), so with and without grad the outputs are bit-identical.
       if (drop) mask_h<T>(Hin_, Hs_, Mask_, n, P, PW);
       if (train) copy_rows(ptr<T>(hp, r0 * PW), Hin_, n, PW);  // ∂W_hh needs what entered the product
-      const T* Zs = Z_;  // (n, G·H) = h_{t-1} W_hhᵀ; oneDNN only for the whole batch (batch_split never runs it)
-      if (b0 == 0 && b1 == B) {
-        Zs = step_gemm<T>(dnn, pk, zkeep, hin, n, Z);
-      } else {
-        pk.mm(n, Hin_, pk.K, Z_, pk.N);
-      }
+      const T* Zs = step_gemm<T>(dnn, pk, zkeep, hin, b0, n, Z_);  // (n, G·H) = h_{t-1} W_hhᵀ
       T* M = proj ? Mb + b0 * H : Y + r0 * P;
       if (ZC) copy_rows(Cprev + b0 * H, Cs_, n, H);
       T* Gs = train ? ptr<T>(gates, r0 * GH) : (Gb ? Gb + b0 * GH : nullptr);  // this step's gates, (n, GH)

@@ -239,15 +239,17 @@ void run_batch_split(const std::vector<int64_t>& bounds, const Fn& loop) {
   }
 }
 
-// A step's recurrent product Z (n, N) = h[:n] Wᵀ: on oneDNN (returning its output, held in `keep`)
-// or into the preallocated Z (ldz = N). Returns where the product is.
+// A step's recurrent product Z (n, N) = h[b0 : b0 + n] Wᵀ (b0: the first row of a batch_split range):
+// on oneDNN (returning its output, held in `keep`; batch_split never splits a oneDNN step, so there
+// b0 is 0) or into the preallocated Z (ldz = N). Returns where the product is.
 template <typename T>
-inline const T* step_gemm(const OneDnn& dnn, const Panels<T>& pk, Tensor& keep, const Tensor& h, int64_t n, T* Z) {
+inline const T* step_gemm(const OneDnn& dnn, const Panels<T>& pk, Tensor& keep, const Tensor& h, int64_t b0, int64_t n,
+                          T* Z) {
   if (dnn.on()) {
-    keep = dnn.mm(h.narrow(0, 0, n));
+    keep = dnn.mm(h.narrow(0, b0, n));
     return keep.data_ptr<T>();
   }
-  pk.mm(n, h.data_ptr<T>(), pk.K, Z, pk.N);
+  pk.mm(n, h.data_ptr<T>() + b0 * pk.K, pk.K, Z, pk.N);
   return Z;
 }
 

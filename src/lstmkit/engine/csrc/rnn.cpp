@@ -31,12 +31,7 @@ std::vector<Tensor> forward_impl(bool relu, const Steps& st, const Tensor& xw, c
       if (n <= 0) continue;
       if (Mask) mask_rows(Hin_, Hs_, Mask_, n, H);
       if (train) copy_rows(ptr<T>(hp, r0 * H), Hin_, n, H);  // same product with and without grad
-      const T* Zs = Z_;
-      if (b0 == 0 && b1 == B) {
-        Zs = step_gemm<T>(dnn, pk, zkeep, hin, n, Z);
-      } else {
-        pk.mm(n, Hin_, H, Z_, H);
-      }
+      const T* Zs = step_gemm<T>(dnn, pk, zkeep, hin, b0, n, Z_);
       for_rows(n, H, [&](int64_t r) {
         const T *x = X + (r0 + r) * H, *z = Zs + r * H;
         T* y = Y + (r0 + r) * H;
