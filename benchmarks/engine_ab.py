@@ -9,7 +9,8 @@ after the other cannot settle a 5 % change. Here both builds (each cached under 
 ``$LSTMKIT_CACHE``) are imported side by side and called in ABBA order, so drift hits both
 alike, and caches warmed by one call help the other equally. Only the loop is timed: the input
 projection ``xw`` is a fixed random tensor, so the builds' C++ code is the only difference.
-``--family lstm-ln`` adds layer norm's parameters; ``gru-before`` is Cho et al.'s GRU (reset_after=False); ``lstm-proj`` has proj_size = H/2. Prints the medians and their ratio B/A.
+``--family lstm-ln`` adds layer norm's parameters; ``gru-before`` is Cho et al.'s GRU (reset_after=False); ``lstm-proj`` has proj_size = H/2;
+``fgr`` is Greff's full gate recurrence with peepholes (its weight ``[W_hh | R]`` with C̃'s zero block). Prints the medians and their ratio B/A.
 """
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ def loop_call(ext, family: str, T: int, B: int, H: int, train: bool, seed: int =
     """A closure running one layer-direction's forward (and, with `train`, backward) on `ext`."""
     ln = family == "lstm-ln"
     proj = family == "lstm-proj"
-    fam = {"lstm-ln": "lstm", "lstm-proj": "lstm", "gru-before": "gru"}.get(family, family)
+    fgr = family == "fgr"
+    fam = {"lstm-ln": "lstm", "lstm-proj": "lstm", "gru-before": "gru", "fgr": "lstm"}.get(family, family)
     g = torch.Generator().manual_seed(seed)
     G = GATES[fam]
     xw = torch.randn(T * B, G * H, generator=g)
@@ -51,12 +53,16 @@ def loop_call(ext, family: str, T: int, B: int, H: int, train: bool, seed: int =
     p = {"weight_hh": torch.randn(G * H, P, generator=g) / P ** 0.5, "bias_hh": 0.1 * torch.randn(G * H, generator=g)}
     if proj:
         p["weight_hr"] = torch.randn(P, H, generator=g) / H ** 0.5
+    if fgr:  # as function.fgr_weight: R (3H, 3H) in the sigmoid gates' rows i, f, o; zeros in C̃'s
+        r = torch.randn(3 * H, 3 * H, generator=g) / (3 * H) ** 0.5
+        p["weight_hh"] = torch.cat([p["weight_hh"], torch.cat([r[:2 * H], torch.zeros(H, 3 * H), r[2 * H:]])], dim=1)
+        p.update({k: 0.1 * torch.randn(H, generator=g) for k in ("weight_ci", "weight_cf", "weight_co")})
     if ln:
         p.update(weight_ln_hh=1 + 0.1 * torch.randn(G * H, generator=g), weight_ln_c=1 + 0.1 * torch.randn(H, generator=g),
                  bias_ln_c=0.1 * torch.randn(H, generator=g))
     params = [p.get(k) for k in F.PARAMS[fam]]
-    states = (torch.zeros(B, P), torch.zeros(B, H)) if fam == "lstm" else (torch.zeros(B, H),)
-    flags = 0 if family == "gru-before" else FLAGS[fam]  # gru flag 1 = reset_after
+    states = (torch.zeros(B, P + 3 * H * fgr), torch.zeros(B, H)) if fam == "lstm" else (torch.zeros(B, H),)
+    flags = 0 if family == "gru-before" else FLAGS[fam] | 64 * fgr  # gru flag 1 = reset_after; 64: FGR
     cfg = F.Config(fam, flags, [B] * T, False, False)
 
     def run():
@@ -73,7 +79,7 @@ def main(argv=None) -> None:
     ap.add_argument("build_b")
     ap.add_argument("--shape", nargs=3, type=int, default=[100, 32, 256], metavar=("T", "B", "H"))
     ap.add_argument("--mode", choices=["infer", "train"], default="infer")
-    ap.add_argument("--family", choices=[*GATES, "lstm-ln", "lstm-proj", "gru-before"], default="lstm")
+    ap.add_argument("--family", choices=[*GATES, "lstm-ln", "lstm-proj", "gru-before", "fgr"], default="lstm")
     ap.add_argument("--reps", type=int, default=30, help="timed calls per build (median reported)")
     args = ap.parse_args(argv)
     T, B, H = args.shape

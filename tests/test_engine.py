@@ -395,13 +395,14 @@ def test_cached_build_is_reused(ext):
     assert info["so_mtime_ns"] == mtime == so.stat().st_mtime_ns
 
 
-def test_engine_ab_runs_two_builds_in_one_process(ext):
+@pytest.mark.parametrize("family", ["lstm-ln", "fgr"])
+def test_engine_ab_runs_two_builds_in_one_process(ext, family):
     """benchmarks/engine_ab.py imports two cached builds side by side (Stream is module-local, so a
     second module does not clash with the first) and times them; here the same build twice, in a
-    fresh process, with the family whose backward has the most arguments."""
+    fresh process, with the family whose backward has the most arguments, and FGR's widened state."""
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "engine_ab.py"
     d = str(build.build_dir())
-    proc = subprocess.run([sys.executable, str(script), d, d, "--shape", "4", "3", "32", "--family", "lstm-ln",
+    proc = subprocess.run([sys.executable, str(script), d, d, "--shape", "4", "3", "32", "--family", family,
                            "--mode", "train", "--reps", "1"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "B/A" in proc.stdout

@@ -198,3 +198,41 @@ def test_batch_split_threads_match_reference(ext, engine_calls, monkeypatch, gen
         _both_paths(m, x, hx, lengths, weight, monkeypatch, engine_calls, seed=11, directions=4)
     finally:
         torch.set_num_threads(threads)
+
+
+def _zero_blocks(w):
+    """Zero runs of the kinds the panel kernel skips (Panels::pack in csrc/panels.h: a panel's k-rows
+    that are all zero, at least 32 in a row). For W_hh (G·H, 48): whole panels of rows (forward: a
+    panel with nothing left; backward: an interior run of rows), a run inside some rows, and a
+    trailing one. FGR's weight has such a block by construction; a pruned weight may too."""
+    w[16:64] = 0
+    w[100:140, 4:44] = 0
+    w[-32:, 10:] = 0
+
+
+@pytest.mark.parametrize("variant", ["lstm", "peephole", "gru"])
+@pytest.mark.parametrize("B", [4, 14, 36], ids=["one-thread", "units", "batch"])
+def test_zero_runs_in_recurrent_weight_match_reference(ext, engine_calls, monkeypatch, gen, variant, B):
+    """The panel kernel skips the zero runs it finds in the recurrent weight, forward (h W_hhᵀ) and
+    backward (dz W_hh): the results equal the reference loop's, on one thread (B = 4), split over
+    the units (B = 14) and over the batch (B = 36), training, both directions."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        H = 48
+        m = _make(variant, dict(bidirectional=True), torch.float32, gen, input_size=5, hidden_size=H).train()
+        with torch.no_grad():
+            for p in m.parameters():
+                p.mul_(0.3)
+            for name, p in m.named_parameters():
+                if name.startswith("weight_hh"):
+                    _zero_blocks(p)
+        T = 5
+        x = torch.randn(T, B, 5, generator=gen)
+        lengths = torch.sort(torch.randint(1, T + 1, (B,), generator=gen), descending=True).values
+        lengths[0] = T
+        hx = [torch.randn(2, B, H, generator=gen) for _ in range(2 if m.spec.family == "lstm" else 1)]
+        weight = torch.randn(int(lengths.sum()) * 2 * H, generator=gen)
+        _both_paths(m, x, hx, lengths, weight, monkeypatch, engine_calls, seed=5, directions=2)
+    finally:
+        torch.set_num_threads(threads)

@@ -70,9 +70,13 @@ constexpr double kOneDnnMinFlops = 8e6;
 // oneDNN: lstm (100,16,256,256), 8.4 MFLOP per step, train 1.01 vs 1.18, infer 1.21 vs 1.51;
 // (100,32,256,256), 16.8 MFLOP, infer lstm 1.21 vs 1.28 and gru 0.86 vs 0.95; even at 33.5 MFLOP.
 constexpr double kOneDnnSplitMinFlops = 2e7;
-inline double onednn_min_flops(bool splittable = false) {  // LSTMKIT_ONEDNN_MIN_FLOPS overrides both
-  const char* min = std::getenv("LSTMKIT_ONEDNN_MIN_FLOPS");
-  return min && *min ? std::atof(min) : (splittable ? kOneDnnSplitMinFlops : kOneDnnMinFlops);
+// How the caller's time loop may spread a step over threads: not at all, over the hidden units
+// (unit_splittable in panels.h), or over the batch (batch_splittable).
+enum class Split { none, units, batch };
+inline const char* onednn_min_flops_env() { return std::getenv("LSTMKIT_ONEDNN_MIN_FLOPS"); }
+inline double onednn_min_flops(Split split = Split::none) {  // LSTMKIT_ONEDNN_MIN_FLOPS overrides both
+  const char* min = onednn_min_flops_env();
+  return min && *min ? std::atof(min) : (split != Split::none ? kOneDnnSplitMinFlops : kOneDnnMinFlops);
 }
 inline bool onednn_allowed() {
   const char* off = std::getenv("LSTMKIT_ONEDNN");
@@ -101,10 +105,11 @@ struct OneDnn {
   bool bf16 = false;  // wp and each call's input in bfloat16
   OneDnn() = default;
   // For y (n, N) = x (n, K) Wᵀ with W (N, K) and up to `batch` rows per call.
-  // `splittable`: the caller's loop could run on unit-split threads (a higher threshold).
-  OneDnn(const Tensor& W, int64_t batch, bool bf16_products = false, bool splittable = false) {
+  // `split`: the caller's loop could run on split threads (a higher threshold). Callers that also
+  // hold a Panels of W construct this only where the panel kernel declined W.
+  OneDnn(const Tensor& W, int64_t batch, bool bf16_products = false, Split split = Split::none) {
     if (!W.defined() || W.scalar_type() != at::kFloat || !linear() || !reorder() || !onednn_allowed()) return;
-    if (2.0 * batch * W.size(0) * W.size(1) < onednn_min_flops(splittable)) return;
+    if (2.0 * batch * W.size(0) * W.size(1) < onednn_min_flops(split)) return;
     bf16 = bf16_products && onednn_bf16_supported();
     torch::jit::Stack st{bf16 ? W.to(at::kBFloat16).contiguous() : W.contiguous(), c10::IValue(batch)};
     reorder()->callBoxed(&st);

@@ -53,10 +53,10 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
   // With at least two row blocks per thread the batch splits over the threads (batch_split, below:
   // no barriers); with fewer rows the units do (forward_split, forward_before_split).
   const bool batch_first = batch_splittable<T>(B, 2);
-  const bool splittable = batch_first || (!Mask && !ZH && unit_splittable<T>(H));
-  const OneDnn dnn(reset_after ? p.whh : p.whh.narrow(0, 0, 2 * H), B, bf16, splittable);  // reset_before: U_rz
-  const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, ldz, H, true, B, splittable);
-  const Panels<T> pn = reset_after ? Panels<T>() : Panels<T>(W + 2 * H * H, H, H, true, B, splittable);  // U_n (r⊙h)
+  const Split split = batch_first ? Split::batch : !Mask && !ZH && unit_splittable<T>(H) ? Split::units : Split::none;
+  const Panels<T> pk(W, ldz, H, true, B, split);  // reset_before: U_rz
+  const OneDnn dnn = on_panels(pk) ? OneDnn() : OneDnn(reset_after ? p.whh : p.whh.narrow(0, 0, 2 * H), B, bf16, split);
+  const Panels<T> pn = reset_after ? Panels<T>() : Panels<T>(W + 2 * H * H, H, H, true, B, split);  // U_n (r⊙h)
   Tensor hinb = Mask ? at::empty({B, H}, o) : h;                   // what enters U this step
   Tensor hw = Mask && train ? at::empty({N, H}, o) : Tensor();     // ... per row, for ∂U
   T* Hin = ptr<T>(hinb);
@@ -160,9 +160,9 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
   const T* GYp = ZH ? ptr<T>(zeros) : GY;
   Tensor dhin = Mask ? at::empty({B, H}, o) : Tensor();  // with dropout: ∂L/∂(h_{t-1} ⊙ mask), masked into DH
   const bool batch_first = batch_splittable<T>(B, 2);  // as forward_impl: the batch or the units split
-  const bool splittable = batch_first || (!Mask && !ZH && unit_splittable<T>(H));
-  const Panels<T> pb(W, H, reset_after ? G : 2 * H, false, B, splittable);  // (dr, dz, dn⊙r) U, or (dr, dz) U_rz
-  const Panels<T> pbn = reset_after ? Panels<T>() : Panels<T>(W + 2 * H * H, H, H, false, B, splittable);  // dn U_n
+  const Split split = batch_first ? Split::batch : !Mask && !ZH && unit_splittable<T>(H) ? Split::units : Split::none;
+  const Panels<T> pb(W, H, reset_after ? G : 2 * H, false, B, split);  // (dr, dz, dn⊙r) U, or (dr, dz) U_rz
+  const Panels<T> pbn = reset_after ? Panels<T>() : Panels<T>(W + 2 * H * H, H, H, false, B, split);  // dn U_n
   const V one(T(1));
   int64_t nt = 1;
   if constexpr (std::is_same<T, float>::value) {

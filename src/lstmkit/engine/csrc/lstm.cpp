@@ -104,9 +104,10 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
   // With at least two row blocks per thread the batch splits over the threads (batch_split, below:
   // no barriers); with fewer rows the units do (forward_split, forward_split_proj).
   const bool batch_first = batch_splittable<T>(B, 2);
-  const bool splittable = batch_first || (!proj && !ZH && !ZC && unit_splittable<T>(H));
-  const OneDnn dnn(p.whh, B, bf16, splittable);
-  const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, GH, PW, true, B, splittable);  // h W_hhᵀ below oneDNN's size
+  const Split split = batch_first ? Split::batch
+                      : !proj && !ZH && !ZC && unit_splittable<T>(H) ? Split::units : Split::none;
+  const Panels<T> pk(W, GH, PW, true, B, split);  // h W_hhᵀ, unless oneDNN's size
+  const OneDnn dnn = on_panels(pk) ? OneDnn() : OneDnn(p.whh, B, bf16, split);
   const Panels<T> pr = proj ? Panels<T>(Wr, P, H, true, B) : Panels<T>();      // m W_hrᵀ
   if constexpr (std::is_same<T, float>::value) {
     if (const int64_t nt = !batch_first && proj && !ZH && !ZC && !Mask && !fgr && !ln ? split_threads_proj<T>(pk, pr, H, P, B) : 1;
@@ -210,9 +211,10 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
   T *DH = ptr<T>(dh), *DC = ptr<T>(dc), *DZ = ptr<T>(dz);
   const bool ln = p.lnh.defined();
   const bool batch_first = batch_splittable<T>(B, 2);  // as forward_impl: the batch or the units split
-  const bool splittable = batch_first || (!proj && !ZH && !ZC && unit_splittable<T>(H));
-  const OneDnn dnn(p.whh.t(), B, bf16, splittable);  // y = dz (W_hhᵀ)ᵀ on oneDNN for large float32 steps
-  const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, PW, GH, false, B, splittable);  // dz W_hh
+  const Split split = batch_first ? Split::batch
+                      : !proj && !ZH && !ZC && unit_splittable<T>(H) ? Split::units : Split::none;
+  const Panels<T> pk(W, PW, GH, false, B, split);  // dz W_hh
+  const OneDnn dnn = on_panels(pk) ? OneDnn() : OneDnn(p.whh.t(), B, bf16, split);  // y = dz (W_hhᵀ)ᵀ, large steps
   const Panels<T> pr = proj ? Panels<T>(Wr, H, P, false, B) : Panels<T>();      // ∂L/∂h W_hr
   // Layer norm: ∂L/∂(α_c LN(C) + β_c) per row (the one-thread loop's gain sums) and ∂L/∂(W_hh h) per row (∂W_hh), and scratch.
   Tensor dyc, draw, lnb;

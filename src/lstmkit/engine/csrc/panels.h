@@ -37,11 +37,25 @@ struct Panels {  // float64 and any other type: BLAS on the unpacked weight
   int64_t N = 0, K = 0;
   bool nt = true;
   Panels() = default;
-  Panels(const T* W, int64_t N_, int64_t K_, bool nt_, int64_t, bool = false) : w(W), N(N_), K(K_), nt(nt_) {}
+  Panels(const T* W, int64_t N_, int64_t K_, bool nt_, int64_t, Split = Split::none) : w(W), N(N_), K(K_), nt(nt_) {}
   void mm(int64_t n, const T* A, int64_t lda, T* C, int64_t ldc, bool acc = false) const {
     blas_mm<T>(nt, n, N, K, A, lda, w, C, ldc, acc);
   }
 };
+
+// With the batch split (batch_split below), each thread streams the whole packed weight every step,
+// so there the panel kernel takes any step whose weight, less its skipped zero runs, is at most this
+// many bytes, and oneDNN (one thread loop, fork/join per step) only larger ones. A/B against oneDNN,
+// ratios to nn.LSTM in one process, 2 threads, AVX2 (2026-12-07; fgr before its zero runs were skipped:
+// 2.34 against 2.48 at (100,32,256,256) inference):
+//   gru (100,64,512,512), 3 MiB: 0.78 / 0.87 against 0.80 / 0.99 (inference / training)
+//   gru reset_before, 2 + 1 MiB: 0.74 / 0.83 against 0.82 / 0.92
+//   lstm proj (H 512, P 256), 2 MiB: 0.90 / 0.89 against 0.90 / 1.01
+//   lstm (100,64,384,384), 2.25 MiB: 1.02 / 0.88 against 1.11 / 1.00
+//   fgr (100,{16,32,64},256,256), 3.25 of 4 MiB: 2.17 / 2.06 / 2.11 against 3.01 / 2.62 / 2.55 (inference)
+//   lstm (100,64,512,512), 4 MiB: 1.04 / 1.17, the same as oneDNN; (100,32,512,512): 1.04 against 0.90
+//   fgr (100,64,512,512), 16 MiB: 6.99 against 2.84 (memory-bound)
+constexpr double kBatchSplitMaxBytes = 3.5 * (1 << 20);
 
 // Steps below this many FLOPs run on one thread: an OpenMP fork/join costs a few µs.
 constexpr double kPanelsParallelMinFlops = 1e6;
@@ -62,28 +76,79 @@ struct Panels<float> {
   static constexpr int64_t MR = VW >= 16 ? 8 : 4;
   Tensor buf;    // (panels, K, NR); undefined: BLAS on w
   Tensor zeros;  // (K,): the A row of a missing row in the last row block
+  // Each panel's k-ranges [k0, k1) that hold a non-zero weight: runs of at least kMinZeroRun k's
+  // where a whole panel row is zero are skipped. FGR's [W_hh | R] has one such block (C̃'s rows
+  // never see a_{t-1}): 3/16 of its product.
+  std::vector<std::pair<int64_t, int64_t>> segs;
+  std::vector<int64_t> seg0;  // panel p's ranges: segs[seg0[p] : seg0[p + 1]]
+  static constexpr int64_t kMinZeroRun = 32;
   const float* w = nullptr;
   int64_t N = 0, K = 0, np = 0;
   bool nt = true;
 
   Panels() = default;
-  // For products of up to `batch` rows. Steps of onednn_min_flops(splittable) or more stay on BLAS
-  // (or oneDNN, which the caller tries first): there the library's cache blocking beats this kernel,
-  // unless the caller's loop splits the units over threads (`splittable`, see kOneDnnSplitMinFlops).
-  Panels(const float* W, int64_t N_, int64_t K_, bool nt_, int64_t batch, bool splittable = false)
+  // For products of up to `batch` rows. Steps of onednn_min_flops(split) or more stay on BLAS (or
+  // oneDNN, which the caller tries where this declines): there the library's cache blocking beats
+  // this kernel, unless the caller's loop splits over threads (`split`, see kOneDnnSplitMinFlops),
+  // or splits the batch and the weight streams from cache fast enough (kBatchSplitMaxBytes).
+  Panels(const float* W, int64_t N_, int64_t K_, bool nt_, int64_t batch, Split split = Split::none)
       : w(W), N(N_), K(K_), np((N_ + NR - 1) / NR), nt(nt_) {
-    if (2.0 * batch * N * K >= onednn_min_flops(splittable) || !panels_allowed()) return;
+    if (!panels_allowed()) return;
+    const bool small = 2.0 * batch * N * K < onednn_min_flops(split);
+    // LSTMKIT_ONEDNN_MIN_FLOPS (A/B runs) leaves only the FLOP rule.
+    const bool by_bytes = split == Split::batch && !onednn_min_flops_env() && nonzero_at_most(W, kBatchSplitMaxBytes / 4);
+    if (!small && !by_bytes) return;
+    pack(W);
+    if (!small && streamed_bytes() > kBatchSplitMaxBytes) {  // back to BLAS (or the caller's oneDNN)
+      buf = zeros = Tensor();
+      segs.clear();
+      seg0.clear();
+    }
+  }
+
+  // Whether W has at most `most` non-zero entries (a cheap bound before packing it).
+  bool nonzero_at_most(const float* W, double most) const {
+    if (N * K <= most) return true;
+    if (N * K > 2 * most) return false;  // not worth the scan: only FGR's weight has a zero block
+    int64_t nz = 0;
+    for (int64_t i = 0; i < N * K; ++i) nz += W[i] != 0.f;
+    return nz <= most;
+  }
+
+  double streamed_bytes() const {  // what one product reads of the packed weight
+    double rows = 0;
+    for (const auto& [k0, k1] : segs) rows += k1 - k0;
+    return rows * NR * sizeof(float);
+  }
+
+  void pack(const float* W) {
     buf = at::zeros({np * K * NR}, at::kFloat);
     zeros = at::zeros({K}, at::kFloat);
     float* d = buf.data_ptr<float>();
+    seg0.push_back(0);
     for (int64_t p = 0; p < np; ++p) {
+      int64_t k0 = 0, zrun = 0;  // the open range starts at k0; its last zrun rows are zero
       for (int64_t k = 0; k < K; ++k) {
         float* row = d + (p * K + k) * NR;
+        bool zero = true;
         for (int64_t c = 0; c < NR && p * NR + c < N; ++c) {
           const int64_t j = p * NR + c;
           row[c] = nt ? W[j * K + k] : W[k * N + j];
+          zero = zero && row[c] == 0.f;
+        }
+        if (zero) {
+          ++zrun;
+        } else {
+          if (zrun >= kMinZeroRun) {  // close the range before the run, open one here
+            if (k - zrun > k0) segs.emplace_back(k0, k - zrun);
+            k0 = k;
+          }
+          zrun = 0;
         }
       }
+      const int64_t k1 = zrun >= kMinZeroRun ? K - zrun : K;
+      if (k1 > k0 || static_cast<int64_t>(segs.size()) == seg0.back()) segs.emplace_back(k0, std::max(k0, k1));
+      seg0.push_back(segs.size());
     }
   }
 
@@ -129,13 +194,21 @@ struct Panels<float> {
 
   void run(int64_t p0, int64_t p1, int64_t n, const float* A, int64_t lda, float* C, int64_t ldc, bool acc) const {
     const float *d = buf.data_ptr<float>(), *z = zeros.data_ptr<float>();
-    const float* rows[MR];
+    const float *rows[MR], *at[MR];
     for (int64_t r0 = 0; r0 < n; r0 += MR) {
       const int64_t valid = std::min(MR, n - r0);
       for (int64_t r = 0; r < MR; ++r) rows[r] = r < valid ? A + (r0 + r) * lda : z;
       for (int64_t p = p0; p < p1; ++p) {
-        const int64_t j = p * NR;
-        kernel(K, rows, d + p * K * NR, C + r0 * ldc + j, ldc, std::min(NR, N - j), acc, valid);
+        const int64_t j = p * NR, cols = std::min(NR, N - j);
+        if (seg0[p + 1] - seg0[p] == 1 && segs[seg0[p]].first == 0) {  // the usual case: one range from k = 0
+          kernel(segs[seg0[p]].second, rows, d + p * K * NR, C + r0 * ldc + j, ldc, cols, acc, valid);
+          continue;
+        }
+        for (int64_t s = seg0[p]; s < seg0[p + 1]; ++s) {  // the later ranges add to the first's result
+          const auto [k0, k1] = segs[s];
+          for (int64_t r = 0; r < MR; ++r) at[r] = rows[r] + k0;
+          kernel(k1 - k0, at, d + (p * K + k0) * NR, C + r0 * ldc + j, ldc, cols, acc || s > seg0[p], valid);
+        }
       }
     }
   }

@@ -19,9 +19,9 @@ std::vector<Tensor> forward_impl(bool relu, const Steps& st, const Tensor& xw, c
   T *Y = ptr<T>(out), *Hs = ptr<T>(h), *Z = ptr<T>(zr), *Hin = ptr<T>(hin);
   const T* Mask = ptr<T>(mask);
   // No unit split here: with at least one row block per thread the batch splits (batch_split).
-  const bool splittable = batch_splittable<T>(B, 1);
-  const OneDnn dnn(w, B, bf16, splittable);
-  const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, H, H, true, B, splittable);
+  const Split split = batch_splittable<T>(B, 1) ? Split::batch : Split::none;
+  const Panels<T> pk(W, H, H, true, B, split);
+  const OneDnn dnn = on_panels(pk) ? OneDnn() : OneDnn(w, B, bf16, split);
   auto loop = [&](int64_t b0, int64_t b1) {  // the sequences [b0, b1): every per-step buffer is (B, H)
     Tensor zkeep;
     T *Hs_ = Hs + b0 * H, *Hin_ = Hin + b0 * H, *Z_ = Z + b0 * H;
@@ -64,9 +64,9 @@ std::vector<Tensor> backward_impl(bool relu, const Steps& st, const Tensor& grad
   Tensor gy = grad_out.contiguous(), dh = grad_hn.contiguous().clone(), da = at::empty({N, H}, hp.options());
   const T *W = ptr<T>(w), *GY = ptr<T>(gy), *Y = ptr<T>(out);
   T *DH = ptr<T>(dh), *DA = ptr<T>(da);
-  const bool splittable = batch_splittable<T>(st.B, 1);  // as forward_impl
-  const OneDnn dnn(w.t(), st.B, bf16, splittable);  // y = da (Uᵀ)ᵀ on oneDNN for large float32 steps
-  const Panels<T> pk = dnn.on() ? Panels<T>() : Panels<T>(W, H, H, false, st.B, splittable);  // da U
+  const Split split = batch_splittable<T>(st.B, 1) ? Split::batch : Split::none;  // as forward_impl
+  const Panels<T> pk(W, H, H, false, st.B, split);  // da U
+  const OneDnn dnn = on_panels(pk) ? OneDnn() : OneDnn(w.t(), st.B, bf16, split);  // y = da (Uᵀ)ᵀ, large steps
   const T* Mask = ptr<T>(mask);
   T* Carry = ptr<T>(carry);
   const V one(T(1)), zero(T(0));
