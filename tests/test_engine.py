@@ -158,6 +158,28 @@ def test_engine_matches_reference(ext, engine_calls, monkeypatch, gen, variant, 
 
 
 @pytest.mark.parametrize("variant,cfg", [
+    ("lstm", {"bidirectional": True}), ("fgr", {"bidirectional": True, "num_layers": 2}), ("fgr", {"proj_size": 5}),
+    ("fgr", {"cifg": True}), ("gru", {}), ("gru", {"reset_after": False}), ("rnn", {}),
+])
+def test_onednn_step_products_match_reference(ext, engine_calls, monkeypatch, gen, variant, cfg):
+    """Every per-step product on oneDNN (forced at every size): FGR's runs as two products without
+    C̃'s zero block (FgrDnn in csrc/fgr.h: the sigmoid gates against [h, a], C̃ against h; backward
+    dz W_hh and dz_sig R), with C̃'s block left out of its weight gradient too. Outputs and
+    gradients equal the reference loop's."""
+    monkeypatch.setenv("LSTMKIT_ONEDNN_MIN_FLOPS", "0")
+    m = _make(variant, cfg, torch.float32, gen, hidden_size=24)
+    x, hx, lengths = _inputs(m, 7, 5, torch.float32, gen, packed=True)
+    weight = torch.randn(10_000, generator=gen)
+    monkeypatch.setenv("LSTMKIT_ENGINE", "0")
+    ref = _run(m, x, hx, lengths, weight)
+    monkeypatch.setenv("LSTMKIT_ENGINE", "1")
+    got = _run(m, x, hx, lengths, weight)
+    assert len(engine_calls) == m.num_layers * (2 if m.bidirectional else 1)
+    for k in ref:
+        assert_close_scaled(got[k], ref[k], k)
+
+
+@pytest.mark.parametrize("variant,cfg", [
     ("lstm", {"proj_size": 2, "bidirectional": True}),
     ("peephole", {}), ("nig", {}), ("nfg", {}), ("nog", {}), ("niaf", {}), ("noaf", {}), ("cifg", {"proj_size": 2}),
     ("fgr", {"proj_size": 2, "bidirectional": True}), ("fgr", {"cifg": True}),
@@ -330,7 +352,7 @@ def test_autocast_bf16(ext, engine_calls, monkeypatch, gen, variant):
                                            msg=lambda s, n=name, w=which: f"{w} {n} vs float32: {s}")
 
 
-@pytest.mark.parametrize("variant", ["lstm", "lstm-proj", "gru", "gru-reset-before", "rnn"])
+@pytest.mark.parametrize("variant", ["lstm", "lstm-proj", "gru", "gru-reset-before", "rnn", "fgr"])
 def test_autocast_bf16_recurrent_products(ext, engine_calls, monkeypatch, gen, variant):
     """Steps large enough for oneDNN (forced here at every size) take bf16 inputs under autocast,
     and the recurrent weight gradients are bf16 products: the result moves off the float32-product

@@ -107,9 +107,13 @@ struct OneDnn {
   // For y (n, N) = x (n, K) Wᵀ with W (N, K) and up to `batch` rows per call.
   // `split`: the caller's loop could run on split threads (a higher threshold). Callers that also
   // hold a Panels of W construct this only where the panel kernel declined W.
-  OneDnn(const Tensor& W, int64_t batch, bool bf16_products = false, Split split = Split::none) {
+  OneDnn(const Tensor& W, int64_t batch, bool bf16_products = false, Split split = Split::none)
+      : OneDnn(W, batch, bf16_products, split, W.defined() ? 2.0 * batch * W.size(0) * W.size(1) : 0.0) {}
+  // `flops`: the step's FLOPs that the size threshold judges (FGR: its whole product, which it
+  // splits into two of these; fgr.h).
+  OneDnn(const Tensor& W, int64_t batch, bool bf16_products, Split split, double flops) {
     if (!W.defined() || W.scalar_type() != at::kFloat || !linear() || !reorder() || !onednn_allowed()) return;
-    if (2.0 * batch * W.size(0) * W.size(1) < onednn_min_flops(split)) return;
+    if (flops < onednn_min_flops(split)) return;
     bf16 = bf16_products && onednn_bf16_supported();
     torch::jit::Stack st{bf16 ? W.to(at::kBFloat16).contiguous() : W.contiguous(), c10::IValue(batch)};
     reorder()->callBoxed(&st);

@@ -8,6 +8,7 @@
 // pass is templated on the variant's structure (which gates exist, coupling, activations) so each
 // registered variant gets straight-line vector code. Peepholes and biases are optional pointers.
 #include "engine.h"
+#include "fgr.h"
 #include "ln.h"
 #include "lstm_cell.h"
 #include "lstm_split.h"
@@ -39,18 +40,6 @@ struct Params {
     lnbc = opt(p[11]);
   }
 };
-
-// FGR (Greff's full gate recurrence): the gates also see a_{t-1}, the previous step's sigmoid gates
-// (S·H = G·H − H columns: the gate blocks without g's). The skeleton carries h as [h_t, a_t], of
-// width PW = P + S·H, and Python passes W_hh as [W_hh | W_gr placed in the sigmoid gates' rows]
-// (engine/function.py), so one product per step covers both and backward's dz W_hh also yields
-// ∂L/∂a_{t-1}. Without FGR, PW = P.
-template <typename T>
-void fgr_input(T* hin, const T* h, const T* gates, int64_t P, int64_t GH, int64_t H, int64_t gg) {
-  std::copy(h, h + P, hin);
-  std::copy(gates, gates + gg * H, hin + P);
-  std::copy(gates + (gg + 1) * H, gates + GH, hin + P + gg * H);
-}
 
 // Recurrent dropout on h only: dst[r, :P] = src[r, :P] ⊙ mask[r], dst[r, P:PW] = src[r, P:PW] (FGR's
 // a_{t-1} enters unmasked, as in cells/lstm.py); rows of PW.
@@ -107,7 +96,8 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
   const Split split = batch_first ? Split::batch
                       : !proj && !ZH && !ZC && unit_splittable<T>(H) ? Split::units : Split::none;
   const Panels<T> pk(W, GH, PW, true, B, split);  // h W_hhᵀ, unless oneDNN's size
-  const OneDnn dnn = on_panels(pk) ? OneDnn() : OneDnn(p.whh, B, bf16, split);
+  const FgrDnn fdnn = fgr && !on_panels(pk) ? FgrDnn(p.whh, H, L.gg, false, B, bf16, split) : FgrDnn();
+  const OneDnn dnn = on_panels(pk) || fdnn.on() ? OneDnn() : OneDnn(p.whh, B, bf16, split);
   const Panels<T> pr = proj ? Panels<T>(Wr, P, H, true, B) : Panels<T>();      // m W_hrᵀ
   if constexpr (std::is_same<T, float>::value) {
     if (const int64_t nt = !batch_first && proj && !ZH && !ZC && !Mask && !fgr && !ln ? split_threads_proj<T>(pk, pr, H, P, B) : 1;
@@ -140,7 +130,8 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
       // depend on alignment), so with and without grad the outputs are bit-identical.
       if (drop) mask_h<T>(Hin_, Hs_, Mask_, n, P, PW);
       if (train) copy_rows(ptr<T>(hp, r0 * PW), Hin_, n, PW);  // ∂W_hh needs what entered the product
-      const T* Zs = step_gemm<T>(dnn, pk, zkeep, hin, b0, n, Z_);  // (n, G·H) = h_{t-1} W_hhᵀ
+      const T* Zs = fdnn.on() ? fdnn.step(hin.narrow(0, b0, n), Z_)  // (n, G·H) = h_{t-1} W_hhᵀ
+                              : step_gemm<T>(dnn, pk, zkeep, hin, b0, n, Z_);
       T* M = proj ? Mb + b0 * H : Y + r0 * P;
       if (ZC) copy_rows(Cprev + b0 * H, Cs_, n, H);
       T* Gs = train ? ptr<T>(gates, r0 * GH) : (Gb ? Gb + b0 * GH : nullptr);  // this step's gates, (n, GH)
@@ -214,7 +205,8 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
   const Split split = batch_first ? Split::batch
                       : !proj && !ZH && !ZC && unit_splittable<T>(H) ? Split::units : Split::none;
   const Panels<T> pk(W, PW, GH, false, B, split);  // dz W_hh
-  const OneDnn dnn = on_panels(pk) ? OneDnn() : OneDnn(p.whh.t(), B, bf16, split);  // y = dz (W_hhᵀ)ᵀ, large steps
+  const FgrDnn fdnn = fgr && !on_panels(pk) ? FgrDnn(p.whh, H, L.gg, true, B, bf16, split) : FgrDnn();
+  const OneDnn dnn = on_panels(pk) || fdnn.on() ? OneDnn() : OneDnn(p.whh.t(), B, bf16, split);  // y = dz (W_hhᵀ)ᵀ, large steps
   const Panels<T> pr = proj ? Panels<T>(Wr, H, P, false, B) : Panels<T>();      // ∂L/∂h W_hr
   // Layer norm: ∂L/∂(α_c LN(C) + β_c) per row (the one-thread loop's gain sums) and ∂L/∂(W_hh h) per row (∂W_hh), and scratch.
   Tensor dyc, draw, lnb;
@@ -294,7 +286,9 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
         }
       });
       const Tensor& dprod = ln ? draw : dz;  // ∂L/∂(h_{t-1} W_hhᵀ)
-      if (dnn.on()) {  // ∂L/∂h_{t-1} = dprod W_hh (whole batch only: batch_split never runs oneDNN)
+      if (fdnn.on()) {  // (oneDNN: whole batch only, batch_split never runs it)
+        fdnn.step(dprod.narrow(0, r0, n), DH_);
+      } else if (dnn.on()) {  // ∂L/∂h_{t-1} = dprod W_hh
         copy_rows(DH_, dnn.mm(dprod.narrow(0, r0, n)).data_ptr<T>(), n, PW);
       } else {
         pk.mm(n, ptr<T>(dprod, r0 * GH), GH, DH_, PW);
@@ -308,7 +302,7 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
   };
   if (nt == 1) run_batch_split(batch_split<T>(st, pk, dnn.on(), B, batch_first ? 2 : 1), loop);
   // Weight gradients: one GEMM or reduction over all steps.
-  Tensor dwhh = weight_grad(ln ? draw : dz, hp, bf16);
+  Tensor dwhh = fgr ? fgr_weight_grad(dz, hp, H, L.gg, bf16) : weight_grad(ln ? draw : dz, hp, bf16);
   Tensor dbhh = p.bhh.defined() ? dz.sum(0) : Tensor();
   auto peep = [&](const Tensor& w, int64_t block, const Tensor& c) {
     return w.defined() ? (dz.narrow(1, block * H, H) * c).sum(0) : Tensor();
