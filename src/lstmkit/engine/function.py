@@ -117,8 +117,10 @@ def fgr_weight(spec, p: dict) -> torch.Tensor:
 
     R holds ``weight_gr`` (S·H, S·H) in the rows of the sigmoid gates and zeros in the rows of
     C̃ (which sees no gate recurrence), so one product of ``[h_{t-1}, a_{t-1}]`` gives both terms
-    of the reference step. Built with differentiable ops: autograd splits the engine's gradient
-    of it back into ``weight_hh`` and ``weight_gr``.
+    of the reference step. The engine never multiplies that zero block (csrc/fgr.h: the panel
+    kernel skips it, oneDNN steps run as two products, and its gradient is left zero). Built with
+    differentiable ops: autograd splits the engine's gradient of it back into ``weight_hh`` and
+    ``weight_gr``.
     """
     w, wgr = p["weight_hh"], p["weight_gr"]
     H = w.shape[0] // len(spec.gates)
