@@ -39,6 +39,9 @@ std::vector<Tensor> rnn_backward(int64_t flags, const Tensor& grad_out, const Te
                                  const OptTensors& saved, const OptTensors& params,
                                  const std::vector<int64_t>& batch_sizes, bool reverse, bool bf16);
 
+// Layer norm of each row of y (N, D) in place, as F.layer_norm(y, (D,), gain, bias) (ln.cpp).
+void layer_norm_rows_(Tensor& y, const Tensor& gain, const c10::optional<Tensor>& bias);
+
 // The streaming stepper (stream.cpp): one step of a unidirectional stack for `batch` sequences,
 // weights packed once, state kept between calls. params per layer: weight_ih, bias_ih, weight_hh,
 // bias_hh and, for the LSTM, weight_ci, weight_cf, weight_co, weight_hr (absent = None).
