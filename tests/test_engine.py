@@ -49,8 +49,8 @@ CONFIGS = [
     ("relu", {"nonlinearity": "relu"}),  # RNN only
     ("cifg_nopeep", {"cifg": True, "peepholes": ()}),  # LSTM: a structure no registered variant has
     ("peep_f_only", {"peepholes": ("f",)}),  # LSTM with a forget gate of its own
-    ("ln", {"layer_norm": True}),  # LSTM only (not fgr)
-    ("ln_proj", {"layer_norm": True, "proj_size": 3, "bias": False}),  # LSTM only (not fgr)
+    ("ln", {"layer_norm": True}),  # LSTM only
+    ("ln_proj", {"layer_norm": True, "proj_size": 3, "bias": False}),  # LSTM only
 ]
 _ONLY = {"proj": "lstm", "reset_before": "gru", "relu": "rnn", "cifg_nopeep": "lstm", "peep_f_only": "lstm",
          "ln": "lstm", "ln_proj": "lstm"}
@@ -63,8 +63,6 @@ def _cases():
             if _ONLY.get(cid, fam) != fam:
                 continue
             if cid == "cifg_nopeep" and not (spec.input_gate and spec.forget_gate):
-                continue
-            if cid.startswith("ln") and spec.gate_recurrence:  # fgr with layer norm: the reference loop
                 continue
             if cid == "peep_f_only" and not (spec.forget_gate and not spec.coupled):
                 continue
@@ -182,7 +180,8 @@ def test_onednn_step_products_match_reference(ext, engine_calls, monkeypatch, ge
 @pytest.mark.parametrize("variant,cfg", [
     ("lstm", {"proj_size": 2, "bidirectional": True}),
     ("peephole", {}), ("nig", {}), ("nfg", {}), ("nog", {}), ("niaf", {}), ("noaf", {}), ("cifg", {"proj_size": 2}),
-    ("fgr", {"proj_size": 2, "bidirectional": True}), ("fgr", {"cifg": True}),
+    ("fgr", {"proj_size": 2, "bidirectional": True}), ("fgr", {"cifg": True}), ("fgr", {"layer_norm": True, "proj_size": 2}),
+    ("fgr", {"layer_norm": True, "cifg": True}),
     ("lstm", {"layer_norm": True, "proj_size": 2}), ("noaf", {"layer_norm": True}), ("nog", {"layer_norm": True}),
     ("cifg", {"layer_norm": True, "bias": False}),
     ("gru", {"bidirectional": True}), ("gru", {"reset_after": False, "bias": False}),
@@ -297,8 +296,8 @@ def test_fgr_gate_state_with_unit_split_threads(ext, gen, reverse):
 
 
 @pytest.mark.parametrize("variant,kwargs,why", [
-    ("fgr", {"layer_norm": True}, "fgr with layer norm"),
     ("gru", {"layer_norm": True}, "layer norm"),
+    ("rnn", {"layer_norm": True}, "layer norm"),
     ("lstm", {"return_internals": True}, "return_internals"),
 ])
 def test_uncovered_options_use_the_reference(ext, engine_calls, monkeypatch, variant, kwargs, why):

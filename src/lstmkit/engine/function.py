@@ -46,14 +46,14 @@ _IG, _FG, _OG, _CPL, _IACT, _OACT, _FGR = 1, 2, 4, 8, 16, 32, 64
 def supports(spec) -> bool:
     """Whether the engine computes this spec (the rest runs on the reference loop).
 
-    Specs marked ``reference_only`` (MUT1-3), depth-gated LSTM layers, the GRU and RNN with layer
-    norm and FGR with layer norm have no kernel here. Every family here runs with recurrent
-    dropout and zoneout (``supports_*`` above).
+    Specs marked ``reference_only`` (MUT1-3), depth-gated LSTM layers and the GRU and RNN with layer
+    norm have no kernel here. Every family here runs with recurrent dropout and zoneout
+    (``supports_*`` above).
     """
     if getattr(spec, "reference_only", False) or getattr(spec, "depth_gate", False):
         return False
     if spec.family == "lstm":
-        return not (spec.layer_norm and spec.gate_recurrence)
+        return True
     return spec.family in ("gru", "rnn") and not spec.layer_norm
 
 

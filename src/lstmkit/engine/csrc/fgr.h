@@ -11,6 +11,7 @@
 #pragma once
 
 #include "common.h"
+#include "panels.h"
 
 namespace lstmkit {
 
@@ -81,16 +82,68 @@ struct FgrDnn {
   }
 };
 
-// ∂[W_hh | R] = dzᵀ [h, a] over all rows, without C̃'s zero block (its gradient is zero: the block
-// is not a parameter). dz (N, G·H), hin (N, PW).
-inline Tensor fgr_weight_grad(const Tensor& dz, const Tensor& hin, int64_t H, int64_t gg, bool bf16) {
+// ∂[W_hh | R] = [dz_hᵀ h | dzᵀ a] over all rows, without C̃'s zero block (its gradient is zero: the
+// block is not a parameter). dz_h: the gradient of W_hh h (dz itself, or with layer norm the
+// gradient before the normalisation); dz (N, G·H), hin (N, PW).
+inline Tensor fgr_weight_grad(const Tensor& dz_h, const Tensor& dz, const Tensor& hin, int64_t H, int64_t gg,
+                              bool bf16) {
   const int64_t GH = dz.size(1), PW = hin.size(1), P = PW - (GH - H);
   Tensor dw = at::zeros({GH, PW}, dz.options());
-  dw.narrow(1, 0, P).copy_(weight_grad(dz, hin.narrow(1, 0, P), bf16));
+  dw.narrow(1, 0, P).copy_(weight_grad(dz_h, hin.narrow(1, 0, P), bf16));
   const Tensor a = hin.narrow(1, P, PW - P);
   for (const auto& [r0, r1] : {std::pair<int64_t, int64_t>{0, gg * H}, {(gg + 1) * H, GH}})
     if (r1 > r0) dw.narrow(0, r0, r1 - r0).narrow(1, P, PW - P).copy_(weight_grad(dz.narrow(1, r0, r1 - r0), a, bf16));
   return dw;
 }
+
+// FGR with layer norm: LN covers W_hh h but not R a_{t-1} (cells/lstm.py), so the two products stay
+// apart, each on the panel kernel (or BLAS): forward z = h W_hhᵀ (normalised by the caller) and
+// z_a = a R_sigᵀ, which add_recurrence adds to the input share's sigmoid blocks; backward
+// ∂L/∂h = dz_h W_hh and ∂L/∂a = dz_sig R_sig. Rows of [h, a] and of ∂L/∂[h, a] are PW wide.
+template <typename T>
+struct FgrLnProducts {
+  Tensor wh, wa;       // W_hh (G·H, P) and R_sig (S·H, S·H), contiguous
+  Panels<T> ph, pa;    // forward: h W_hhᵀ, a R_sigᵀ; backward: dz_h W_hh, and dz's rows before C̃ times R_sig's
+  Panels<T> pa2;       // backward: dz's rows after C̃ times R_sig's
+  int64_t H = 0, SH = 0, P = 0, gg = 0;
+  FgrLnProducts() = default;
+  FgrLnProducts(const Tensor& W, int64_t H_, int64_t gg_, bool backward, int64_t batch, Split split)
+      : H(H_), SH(W.size(0) - H_), P(W.size(1) - SH), gg(gg_) {
+    wh = W.narrow(1, 0, P).contiguous();
+    wa = sigmoid_blocks(W, gg, H).narrow(1, P, SH).contiguous();
+    const int64_t GH = W.size(0);
+    if (!backward) {
+      ph = Panels<T>(wh.data_ptr<T>(), GH, P, true, batch, split);
+      pa = Panels<T>(wa.data_ptr<T>(), SH, SH, true, batch, split);
+    } else {  // Z = A W with W (K, N): W_hh is (G·H, P), R_sig's row blocks (gg·H, S·H) and (S·H − gg·H, S·H)
+      ph = Panels<T>(wh.data_ptr<T>(), P, GH, false, batch, split);
+      pa = Panels<T>(wa.data_ptr<T>(), SH, gg * H, false, batch, split);
+      pa2 = Panels<T>(wa.data_ptr<T>() + gg * H * SH, SH, SH - gg * H, false, batch, split);
+    }
+  }
+  // z (n, G·H) = h W_hhᵀ and za (n, S·H) = a R_sigᵀ from n rows of [h, a].
+  void forward(int64_t n, const T* hin, int64_t PW, T* z, T* za) const {
+    ph.mm(n, hin, PW, z, ph.N);
+    pa.mm(n, hin + P, PW, za, SH);
+  }
+  // xz = xw with za added to the sigmoid gates' blocks, n rows of G·H.
+  void add_recurrence(int64_t n, const T* xw, const T* za, T* xz) const {
+    const int64_t GH = SH + H;
+    for (int64_t r = 0; r < n; ++r) {
+      const T *x = xw + r * GH, *a = za + r * SH;
+      T* o = xz + r * GH;
+      for (int64_t j = 0; j < gg * H; ++j) o[j] = x[j] + a[j];
+      std::copy(x + gg * H, x + (gg + 1) * H, o + gg * H);
+      for (int64_t j = (gg + 1) * H; j < GH; ++j) o[j] = x[j] + a[j - H];
+    }
+  }
+  // dhin (n, PW) = [dz_h W_hh | dz_sig R_sig] from n rows of dz_h and dz (G·H each).
+  void backward(int64_t n, const T* dz_h, const T* dz, int64_t PW, T* dhin) const {
+    const int64_t GH = SH + H;
+    ph.mm(n, dz_h, GH, dhin, PW);
+    if (gg > 0) pa.mm(n, dz, GH, dhin + P, PW);
+    if (gg * H < SH) pa2.mm(n, dz + (gg + 1) * H, GH, dhin + P, PW, gg > 0);
+  }
+};
 
 }  // namespace lstmkit

@@ -58,8 +58,8 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
   const Layout<Fl> L(fl);
   const int64_t N = st.N, B = st.B, GH = xw.size(1), H = c0.size(1), PW = h0.size(1), P = fgr ? PW - (GH - H) : PW;
   const bool proj = p.whr.defined();
-  TORCH_CHECK(!fgr || !p.lnh.defined(), "the engine runs FGR without layer norm");
   const bool ln = p.lnh.defined();
+  const bool fgr_ln = fgr && ln;  // W_hh h (normalised) and R a as two products (fgr.h: FgrLnProducts)
   const auto o = xw.options();
   Tensor out = at::empty({N, P}, o);
   Tensor h = h0.contiguous().clone(), c = c0.contiguous().clone();  // running state, (B, PW) and (B, H)
@@ -95,9 +95,11 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
   const bool batch_first = batch_splittable<T>(B, 2);
   const Split split = batch_first ? Split::batch
                       : !proj && !ZH && !ZC && unit_splittable<T>(H) ? Split::units : Split::none;
-  const Panels<T> pk(W, GH, PW, true, B, split);  // h W_hhᵀ, unless oneDNN's size
-  const FgrDnn fdnn = fgr && !on_panels(pk) ? FgrDnn(p.whh, H, L.gg, false, B, bf16, split) : FgrDnn();
-  const OneDnn dnn = on_panels(pk) || fdnn.on() ? OneDnn() : OneDnn(p.whh, B, bf16, split);
+  const FgrLnProducts<T> fl2 = fgr_ln ? FgrLnProducts<T>(p.whh, H, L.gg, false, B, split) : FgrLnProducts<T>();
+  const Panels<T> pk = fgr_ln ? fl2.ph : Panels<T>(W, GH, PW, true, B, split);  // h W_hhᵀ, unless oneDNN's size
+  const FgrDnn fdnn = fgr && !fgr_ln && !on_panels(pk) ? FgrDnn(p.whh, H, L.gg, false, B, bf16, split) : FgrDnn();
+  const OneDnn dnn = on_panels(pk) || fdnn.on() || fgr_ln ? OneDnn() : OneDnn(p.whh, B, bf16, split);
+  Tensor za = fgr_ln ? at::empty({B, GH - H}, o) : Tensor(), xz = fgr_ln ? at::empty({B, GH}, o) : Tensor();
   const Panels<T> pr = proj ? Panels<T>(Wr, P, H, true, B) : Panels<T>();      // m W_hrᵀ
   if constexpr (std::is_same<T, float>::value) {
     if (const int64_t nt = !batch_first && proj && !ZH && !ZC && !Mask && !fgr && !ln ? split_threads_proj<T>(pk, pr, H, P, B) : 1;
@@ -106,7 +108,8 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
                             ptr<T>(hp), ptr<T>(cp), ptr<T>(cs), ptr<T>(gates), ptr<T>(m), ptr<T>(mbuf), B, H, P);
       return {out, h, c, hp, cp, cs, gates, m, Tensor(), Tensor(), Tensor()};
     }
-    if (const int64_t nt = batch_first || ZH || ZC || (fgr && Mask) ? 1 : split_threads<T>(pk, H, B, proj); nt > 1) {
+    if (const int64_t nt = batch_first || ZH || ZC || (fgr && Mask) || fgr_ln ? 1 : split_threads<T>(pk, H, B, proj);
+        nt > 1) {
       const LnSplit<T> lns{ptr<T>(p.lnh), ptr<T>(p.lnc), ptr<T>(p.lnbc), ptr<T>(zhat), ptr<T>(zrstd), ptr<T>(cstats),
                            nullptr};
       forward_split<T>(fl, L, st, nt, pk, X, ptr<T>(h0.contiguous()), bias, pi, pf, po, Mask, Y, Hs, Cs, Z,
@@ -130,8 +133,15 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
       // depend on alignment), so with and without grad the outputs are bit-identical.
       if (drop) mask_h<T>(Hin_, Hs_, Mask_, n, P, PW);
       if (train) copy_rows(ptr<T>(hp, r0 * PW), Hin_, n, PW);  // ∂W_hh needs what entered the product
-      const T* Zs = fdnn.on() ? fdnn.step(hin.narrow(0, b0, n), Z_)  // (n, G·H) = h_{t-1} W_hhᵀ
-                              : step_gemm<T>(dnn, pk, zkeep, hin, b0, n, Z_);
+      const T* Zs = Z_;  // (n, G·H) = h_{t-1} W_hhᵀ
+      const T* Xs = X + r0 * GH;  // the input share, (n, G·H)
+      if (fgr_ln) {  // + R a_{t-1}, outside the normalisation: into the input share
+        fl2.forward(n, Hin_, PW, Z_, ptr<T>(za) + b0 * (GH - H));
+        fl2.add_recurrence(n, Xs, ptr<T>(za) + b0 * (GH - H), ptr<T>(xz) + b0 * GH);
+        Xs = ptr<T>(xz) + b0 * GH;
+      } else {
+        Zs = fdnn.on() ? fdnn.step(hin.narrow(0, b0, n), Z_) : step_gemm<T>(dnn, pk, zkeep, hin, b0, n, Z_);
+      }
       T* M = proj ? Mb + b0 * H : Y + r0 * P;
       if (ZC) copy_rows(Cprev + b0 * H, Cs_, n, H);
       T* Gs = train ? ptr<T>(gates, r0 * GH) : (Gb ? Gb + b0 * GH : nullptr);  // this step's gates, (n, GH)
@@ -139,14 +149,14 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
         T* cp_row = train ? ptr<T>(cp, (r0 + r) * H) : nullptr;
         T* cs_row = train ? ptr<T>(cs, (r0 + r) * H) : nullptr;
         if (!ln) {
-          fwd_row<T>(fl, L, H, 0, H, X + (r0 + r) * GH, Zs + r * GH, bias, pi, pf, po, Cs_ + r * H, cp_row, cs_row,
+          fwd_row<T>(fl, L, H, 0, H, Xs + r * GH, Zs + r * GH, bias, pi, pf, po, Cs_ + r * H, cp_row, cs_row,
                      Gs ? Gs + r * GH : nullptr, M + r * H);
         } else {  // α_h ⊙ LN(h_{t-1} W_hhᵀ) inside fwd_row (which adds b_hh), then m from LN(C_t)
           const auto [zmu, zm2] = moments(Zs + r * GH, 1, 0, 0, GH);
           const T zrs = ln_rstd<T>(zm2, GH);
           if (train) ptr<T>(zrstd)[r0 + r] = zrs;
           const LnRow<T> lz{AH, T(zmu), zrs, train ? ptr<T>(zhat, (r0 + r) * GH) : nullptr};
-          fwd_row<T>(fl, L, H, 0, H, X + (r0 + r) * GH, Zs + r * GH, bias, pi, pf, po, Cs_ + r * H, cp_row, cs_row,
+          fwd_row<T>(fl, L, H, 0, H, Xs + r * GH, Zs + r * GH, bias, pi, pf, po, Cs_ + r * H, cp_row, cs_row,
                      Gs + r * GH, nullptr, &lz);
           const auto [mu, m2] = moments(Cs_ + r * H, 1, 0, 0, H);
           const T rstd = ln_rstd<T>(m2, H);
@@ -204,9 +214,11 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
   const bool batch_first = batch_splittable<T>(B, 2);  // as forward_impl: the batch or the units split
   const Split split = batch_first ? Split::batch
                       : !proj && !ZH && !ZC && unit_splittable<T>(H) ? Split::units : Split::none;
-  const Panels<T> pk(W, PW, GH, false, B, split);  // dz W_hh
-  const FgrDnn fdnn = fgr && !on_panels(pk) ? FgrDnn(p.whh, H, L.gg, true, B, bf16, split) : FgrDnn();
-  const OneDnn dnn = on_panels(pk) || fdnn.on() ? OneDnn() : OneDnn(p.whh.t(), B, bf16, split);  // y = dz (W_hhᵀ)ᵀ, large steps
+  const bool fgr_ln = fgr && ln;  // as forward_impl: W_hh and R apart (fgr.h: FgrLnProducts)
+  const FgrLnProducts<T> fl2 = fgr_ln ? FgrLnProducts<T>(p.whh, H, L.gg, true, B, split) : FgrLnProducts<T>();
+  const Panels<T> pk = fgr_ln ? fl2.ph : Panels<T>(W, PW, GH, false, B, split);  // dz W_hh
+  const FgrDnn fdnn = fgr && !fgr_ln && !on_panels(pk) ? FgrDnn(p.whh, H, L.gg, true, B, bf16, split) : FgrDnn();
+  const OneDnn dnn = on_panels(pk) || fdnn.on() || fgr_ln ? OneDnn() : OneDnn(p.whh.t(), B, bf16, split);  // y = dz (W_hhᵀ)ᵀ, large steps
   const Panels<T> pr = proj ? Panels<T>(Wr, H, P, false, B) : Panels<T>();      // ∂L/∂h W_hr
   // Layer norm: ∂L/∂(α_c LN(C) + β_c) per row (the one-thread loop's gain sums) and ∂L/∂(W_hh h) per row (∂W_hh), and scratch.
   Tensor dyc, draw, lnb;
@@ -225,7 +237,7 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
       if (nt > 1) backward_split_proj<T>(fl, L, st, nt, pk, pr, GY, G, CS, CP, pi, pf, po, DH, DC, DZ,
                                          ptr<T>(dhall), ptr<T>(dm), H, P);
     } else {
-      nt = ZH || ZC || (fgr && Mask) ? 1 : split_threads<T>(pk, H, B, proj);
+      nt = ZH || ZC || (fgr && Mask) || fgr_ln ? 1 : split_threads<T>(pk, H, B, proj);
       if (nt > 1 && ln) {
         const auto od = at::TensorOptions().dtype(at::kDouble);
         dlnh = at::zeros({GH}, od), dlnc = at::zeros({H}, od), dlnbc = p.lnbc.defined() ? at::zeros({H}, od) : Tensor();
@@ -286,7 +298,9 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
         }
       });
       const Tensor& dprod = ln ? draw : dz;  // ∂L/∂(h_{t-1} W_hhᵀ)
-      if (fdnn.on()) {  // (oneDNN: whole batch only, batch_split never runs it)
+      if (fgr_ln) {  // ∂L/∂[h, a]_{t-1} = [dprod W_hh | dz_sig R_sig]
+        fl2.backward(n, ptr<T>(dprod, r0 * GH), DZ + r0 * GH, PW, DH_);
+      } else if (fdnn.on()) {  // (oneDNN: whole batch only, batch_split never runs it)
         fdnn.step(dprod.narrow(0, r0, n), DH_);
       } else if (dnn.on()) {  // ∂L/∂h_{t-1} = dprod W_hh
         copy_rows(DH_, dnn.mm(dprod.narrow(0, r0, n)).data_ptr<T>(), n, PW);
@@ -302,7 +316,7 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
   };
   if (nt == 1) run_batch_split(batch_split<T>(st, pk, dnn.on(), B, batch_first ? 2 : 1), loop);
   // Weight gradients: one GEMM or reduction over all steps.
-  Tensor dwhh = fgr ? fgr_weight_grad(dz, hp, H, L.gg, bf16) : weight_grad(ln ? draw : dz, hp, bf16);
+  Tensor dwhh = fgr ? fgr_weight_grad(ln ? draw : dz, dz, hp, H, L.gg, bf16) : weight_grad(ln ? draw : dz, hp, bf16);
   Tensor dbhh = p.bhh.defined() ? dz.sum(0) : Tensor();
   auto peep = [&](const Tensor& w, int64_t block, const Tensor& c) {
     return w.defined() ? (dz.narrow(1, block * H, H) * c).sum(0) : Tensor();
