@@ -1,12 +1,15 @@
-// The Elman RNN (lstmkit/cells/rnn.py): h_t = φ(xw + U h_{t-1} + b), φ = tanh or relu.
+// The Elman RNN (lstmkit/cells/rnn.py): h_t = φ(xw + U h_{t-1} + b), φ = tanh or relu; with layer
+// norm (Ba et al. 2016) h_t = φ(xw + α ⊙ LN(U h_{t-1}) + b), the input share normalised in Python.
 #include "engine.h"
+#include "ln.h"
 
 namespace lstmkit {
 namespace {
 
 template <typename T>
 std::vector<Tensor> forward_impl(bool relu, const Steps& st, const Tensor& xw, const Tensor& h0, const Tensor& w,
-                                 const Tensor& b, const Tensor& mask, const Tensor& zone, bool train, bool bf16) {
+                                 const Tensor& b, const Tensor& mask, const Tensor& zone, const Tensor& lnh, bool train,
+                                 bool bf16) {
   using V = Vec<T>;
   const int64_t N = st.N, B = st.B, H = h0.size(1);
   const auto o = xw.options();
@@ -15,7 +18,10 @@ std::vector<Tensor> forward_impl(bool relu, const Steps& st, const Tensor& xw, c
   Tensor hin = mask.defined() ? at::empty({B, H}, o) : h;  // what enters U: h_{t-1} ⊙ mask with recurrent dropout
   const T* ZH = ptr<T>(zone);  // zoneout of h (N, H): 1 = keep h_{t-1} (eval: the rate)
   Tensor yt = ZH && train ? at::empty({N, H}, o) : out;  // φ(·) before zoneout, for backward
-  const T *X = ptr<T>(xw), *W = ptr<T>(w), *bias = ptr<T>(b);
+  // Layer norm, training: LN(U h) and its 1/σ per row, for backward.
+  Tensor zhat = lnh.defined() && train ? at::empty({N, H}, o) : Tensor();
+  Tensor zrstd = lnh.defined() && train ? at::empty({N}, o) : Tensor();
+  const T *X = ptr<T>(xw), *W = ptr<T>(w), *bias = ptr<T>(b), *AH = ptr<T>(lnh);
   T *Y = ptr<T>(out), *Hs = ptr<T>(h), *Z = ptr<T>(zr), *Hin = ptr<T>(hin);
   const T* Mask = ptr<T>(mask);
   // No unit split here: with at least one row block per thread the batch splits (batch_split).
@@ -35,8 +41,21 @@ std::vector<Tensor> forward_impl(bool relu, const Steps& st, const Tensor& xw, c
       for_rows(n, H, [&](int64_t r) {
         const T *x = X + (r0 + r) * H, *z = Zs + r * H;
         T* y = Y + (r0 + r) * H;
+        V vmu(T(0)), vrs(T(1));  // layer norm: the product's row mean and 1/σ
+        T* zh = zhat.defined() ? ptr<T>(zhat, (r0 + r) * H) : nullptr;
+        if (AH) {
+          const auto [mu, m2] = moments(z, 1, 0, 0, H);
+          const T rs = ln_rstd<T>(m2, H);
+          vmu = V(mu), vrs = V(rs);
+          if (zh) ptr<T>(zrstd)[r0 + r] = rs;
+        }
         for_cols<T>(H, [&](int64_t j, int64_t k) {
           V a = V::loadu(z + j, k);
+          if (AH) {  // α ⊙ LN(U h_{t-1})
+            a = (a - vmu) * vrs;
+            if (zh) a.store(zh + j, k);
+            a = a * V::loadu(AH + j, k);
+          }
           if (bias) a = a + V::loadu(bias + j, k);
           a = V::loadu(x + j, k) + a;
           (relu ? at::vec::clamp_min(a, V(T(0))) : tanh_<T>(a)).store(y + j, k);
@@ -50,20 +69,23 @@ std::vector<Tensor> forward_impl(bool relu, const Steps& st, const Tensor& xw, c
     }
   };
   run_batch_split(batch_split<T>(st, pk, dnn.on(), B, 1), loop);
-  return {out, h, yt, hp};  // saved for backward: φ(·) of every row and h_{t-1}
+  return {out, h, yt, hp, zhat, zrstd};  // saved for backward: φ(·) of every row, h_{t-1}, LN's
 }
 
 template <typename T>
 std::vector<Tensor> backward_impl(bool relu, const Steps& st, const Tensor& grad_out, const Tensor& grad_hn,
                                   const Tensor& out, const Tensor& hp, const Tensor& w, const Tensor& b,
-                                  const Tensor& mask, const Tensor& zone, bool bf16) {
+                                  const Tensor& mask, const Tensor& zone, const Tensor& lnh, const Tensor& zhat,
+                                  const Tensor& zrstd, bool bf16) {
   using V = Vec<T>;
   const int64_t N = st.N, H = hp.size(1);
   const T* ZH = ptr<T>(zone);
   Tensor carry = ZH ? at::empty({st.B, H}, hp.options()) : Tensor();  // zoneout: a ⊙ ∂L/∂h_t, straight to h_{t-1}
   Tensor gy = grad_out.contiguous(), dh = grad_hn.contiguous().clone(), da = at::empty({N, H}, hp.options());
-  const T *W = ptr<T>(w), *GY = ptr<T>(gy), *Y = ptr<T>(out);
-  T *DH = ptr<T>(dh), *DA = ptr<T>(da);
+  // Layer norm: ∂L/∂(U h_{t-1}) per row, through the normalisation (for ∂h_{t-1} and ∂U).
+  Tensor draw = lnh.defined() ? at::empty({N, H}, hp.options()) : da;
+  const T *W = ptr<T>(w), *GY = ptr<T>(gy), *Y = ptr<T>(out), *AH = ptr<T>(lnh);
+  T *DH = ptr<T>(dh), *DA = ptr<T>(da), *DR = ptr<T>(draw);
   const Split split = batch_splittable<T>(st.B, 1) ? Split::batch : Split::none;  // as forward_impl
   const Panels<T> pk(W, H, H, false, st.B, split);  // da U
   const OneDnn dnn = on_panels(pk) ? OneDnn() : OneDnn(w.t(), st.B, bf16, split);  // y = da (Uᵀ)ᵀ, large steps
@@ -87,22 +109,26 @@ std::vector<Tensor> backward_impl(bool relu, const Steps& st, const Tensor& grad
           const V d = ZH ? V::loadu(DH_ + r * H + j, k) : V::loadu(GY + row * H + j, k) + V::loadu(DH_ + r * H + j, k);
           const V y = V::loadu(Y + row * H + j, k);
           // relu: torch's threshold_backward passes the gradient where the output is > 0
-          (relu ? V::blendv(zero, d, y > zero) : d * (one - y * y)).store(DA + row * H + j, k);
+          const V a = relu ? V::blendv(zero, d, y > zero) : d * (one - y * y);
+          a.store(DA + row * H + j, k);
+          if (AH) (a * V::loadu(AH + j, k)).store(DR + row * H + j, k);  // ∂L/∂LN(U h), back through LN below
         });
+        if (AH) ln_row_backward(DR + row * H, ptr<T>(zhat, row * H), ptr<T>(zrstd)[row], H, DR + row * H, false);
       });
-      if (dnn.on()) {  // ∂L/∂h_{t-1} = da U (whole batch only: batch_split never runs oneDNN)
-        copy_rows(DH_, dnn.mm(da.narrow(0, r0, n)).data_ptr<T>(), n, H);
+      if (dnn.on()) {  // ∂L/∂h_{t-1} = draw U (whole batch only: batch_split never runs oneDNN)
+        copy_rows(DH_, dnn.mm(draw.narrow(0, r0, n)).data_ptr<T>(), n, H);
       } else {
-        pk.mm(n, DA + r0 * H, H, DH_, H);
+        pk.mm(n, DR + r0 * H, H, DH_, H);
       }
       if (Mask) mask_rows(DH_, DH_, Mask_, n, H);  // h_{t-1} entered only through h_{t-1} ⊙ mask
       if (ZH) add_rows(DH_, carry_, n, H);
     }
   };
   run_batch_split(batch_split<T>(st, pk, dnn.on(), st.B, 1), loop);
-  Tensor dw = weight_grad(da, hp, bf16);
+  Tensor dw = weight_grad(draw, hp, bf16);
   Tensor db = b.defined() ? da.sum(0) : Tensor();
-  return {da, dh, dw, db, Tensor(), Tensor()};  // no gradient for the masks
+  Tensor dln = AH ? col_sum<T>(DA, ptr<T>(zhat), nullptr, N, H, hp.options()) : Tensor();  // Σ da ⊙ LN(U h)
+  return {da, dh, dw, db, Tensor(), Tensor(), dln};  // no gradient for the masks
 }
 
 }  // namespace
@@ -110,21 +136,24 @@ std::vector<Tensor> backward_impl(bool relu, const Steps& st, const Tensor& grad
 std::vector<Tensor> rnn_forward(int64_t flags, const Tensor& xw, const Tensor& h0, const OptTensors& params,
                                 const std::vector<int64_t>& batch_sizes, bool reverse, bool train, bool bf16) {
   const Steps st(batch_sizes, reverse);
-  TORCH_CHECK(params.size() == 4, "RNN engine expects 4 slots (weight_hh, bias_hh, recurrent-dropout mask, zoneout)");
+  TORCH_CHECK(params.size() == 5, "RNN engine expects 5 slots (weight_hh, bias_hh, recurrent-dropout mask, zoneout, "
+              "layer norm's gain)");
   const Tensor x = xw.contiguous(), w = opt(params[0]), b = opt(params[1]), mask = opt(params[2]), zone = opt(params[3]);
+  const Tensor lnh = opt(params[4]);
   TORCH_CHECK(x.size(0) == st.N, "xw has ", x.size(0), " rows; batch_sizes sum to ", st.N);
-  return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnn_forward",
-                                    [&] { return forward_impl<scalar_t>(flags & 1, st, x, h0, w, b, mask, zone, train, bf16); });
+  return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnn_forward", [&] {
+    return forward_impl<scalar_t>(flags & 1, st, x, h0, w, b, mask, zone, lnh, train, bf16);
+  });
 }
 
 std::vector<Tensor> rnn_backward(int64_t flags, const Tensor& grad_out, const Tensor& grad_hn,
                                  const OptTensors& saved, const OptTensors& params,
                                  const std::vector<int64_t>& batch_sizes, bool reverse, bool bf16) {
   const Steps st(batch_sizes, reverse);
-  const Tensor out = opt(saved[0]), hp = opt(saved[1]), w = opt(params[0]), b = opt(params[1]), mask = opt(params[2]),
-               zone = opt(params[3]);
+  const Tensor out = opt(saved[0]), hp = opt(saved[1]), zhat = opt(saved[2]), zrstd = opt(saved[3]);
+  const Tensor w = opt(params[0]), b = opt(params[1]), mask = opt(params[2]), zone = opt(params[3]), lnh = opt(params[4]);
   return AT_DISPATCH_FLOATING_TYPES(grad_out.scalar_type(), "rnn_backward", [&] {
-    return backward_impl<scalar_t>(flags & 1, st, grad_out, grad_hn, out, hp, w, b, mask, zone, bf16);
+    return backward_impl<scalar_t>(flags & 1, st, grad_out, grad_hn, out, hp, w, b, mask, zone, lnh, zhat, zrstd, bf16);
   });
 }
 
