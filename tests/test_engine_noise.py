@@ -33,7 +33,8 @@ def _both_paths(m, x, hx, lengths, weight, monkeypatch, engine_calls, seed, dire
 # The layer loop draws the masks on either path, so the same seed gives both paths the same masks.
 DROPOUT_CASES = [("lstm", {}), ("peephole", {"proj_size": 3}), ("cifg", {}), ("nog", {}), ("lstm", {"layer_norm": True}),
                  ("gru", {}), ("gru", {"reset_after": False}), ("rnn", {}), ("rnn", {"nonlinearity": "relu"}),
-                 ("fgr", {}), ("fgr", {"proj_size": 3}), ("fgr", {"layer_norm": True}), ("rnn", {"layer_norm": True})]
+                 ("fgr", {}), ("fgr", {"proj_size": 3}), ("fgr", {"layer_norm": True}), ("rnn", {"layer_norm": True}),
+                 ("gru", {"layer_norm": True})]
 
 
 @pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
@@ -55,7 +56,8 @@ ZONEOUT_CASES = [("lstm", {"zoneout": 0.3}), ("peephole", {"zoneout": (0.2, 0.5)
                  ("rnn", {"zoneout": 0.3}), ("rnn", {"zoneout": 0.3, "nonlinearity": "relu", "recurrent_dropout": 0.2}),
                  ("peephole", {"zoneout": (0.2, 0.4), "layer_norm": True, "proj_size": 3}),
                  ("fgr", {"zoneout": (0.3, 0.2)}), ("fgr", {"zoneout": 0.3, "proj_size": 3, "recurrent_dropout": 0.2}),
-                 ("fgr", {"zoneout": 0.3, "layer_norm": True}), ("rnn", {"zoneout": 0.3, "layer_norm": True})]
+                 ("fgr", {"zoneout": 0.3, "layer_norm": True}), ("rnn", {"zoneout": 0.3, "layer_norm": True}),
+                 ("gru", {"zoneout": 0.3, "layer_norm": True, "recurrent_dropout": 0.2})]
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
@@ -80,6 +82,7 @@ MASKED_GRADCHECK_CASES = [
     ("fgr", {"recurrent_dropout": 0.5}), ("fgr", {"proj_size": 2, "zoneout": (0.3, 0.5), "recurrent_dropout": 0.5}),
     ("fgr", {"layer_norm": True, "zoneout": 0.3, "recurrent_dropout": 0.5}),
     ("rnn", {"layer_norm": True, "zoneout": 0.3, "recurrent_dropout": 0.5}),
+    ("gru", {"layer_norm": True, "zoneout": 0.3, "recurrent_dropout": 0.5}),
 ]
 
 
@@ -176,7 +179,8 @@ BATCH_SPLIT_CASES = [("lstm", {"zoneout": (0.2, 0.3)}, 40), ("peephole", {"proj_
                      ("fgr", {"recurrent_dropout": 0.3, "zoneout": (0.2, 0.3)}, 40), ("gru", {"zoneout": 0.2}, 72),
                      ("fgr", {"layer_norm": True, "proj_size": 24, "recurrent_dropout": 0.3}, 40),
                      ("gru", {"reset_after": False, "recurrent_dropout": 0.3}, 72), ("gru", {"reset_after": False}, 72),
-                     ("rnn", {}, 72), ("rnn", {"layer_norm": True, "recurrent_dropout": 0.3}, 72), ("rnn", {"nonlinearity": "relu", "zoneout": 0.2, "recurrent_dropout": 0.3}, 72)]
+                     ("rnn", {}, 72), ("rnn", {"layer_norm": True, "recurrent_dropout": 0.3}, 72),
+                     ("gru", {"layer_norm": True}, 72), ("rnn", {"nonlinearity": "relu", "zoneout": 0.2, "recurrent_dropout": 0.3}, 72)]
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])

@@ -18,7 +18,7 @@ from torch.autograd.function import once_differentiable
 PARAMS = {
     "lstm": ("weight_hh", "bias_hh", "weight_ci", "weight_cf", "weight_co", "weight_hr", "h_mask",
              "zone_h", "zone_c", "weight_ln_hh", "weight_ln_c", "bias_ln_c"),
-    "gru": ("weight_hh", "bias_hh", "h_mask", "zone_h"),
+    "gru": ("weight_hh", "bias_hh", "h_mask", "zone_h", "weight_ln_hh"),
     "rnn": ("weight_hh", "bias_hh", "h_mask", "zone_h", "weight_ln_hh"),
 }
 
@@ -46,15 +46,15 @@ _IG, _FG, _OG, _CPL, _IACT, _OACT, _FGR = 1, 2, 4, 8, 16, 32, 64
 def supports(spec) -> bool:
     """Whether the engine computes this spec (the rest runs on the reference loop).
 
-    Specs marked ``reference_only`` (MUT1-3), depth-gated LSTM layers and the GRU with layer norm
-    have no kernel here. Every family here runs with recurrent dropout and zoneout
+    Specs marked ``reference_only`` (MUT1-3), depth-gated LSTM layers and Cho's GRU
+    (reset_after=False) with layer norm have no kernel here. Every family here runs with recurrent dropout and zoneout
     (``supports_*`` above).
     """
     if getattr(spec, "reference_only", False) or getattr(spec, "depth_gate", False):
         return False
     if spec.family == "lstm":
         return True
-    return spec.family == "rnn" or (spec.family == "gru" and not spec.layer_norm)
+    return spec.family == "rnn" or (spec.family == "gru" and (spec.reset_after or not spec.layer_norm))
 
 
 def supports_streaming(spec) -> bool:

@@ -3,8 +3,12 @@
 //   r = σ(x_r + U_r h + b_r)    z = σ(x_z + U_z h + b_z)    h_t = (1 - z)⊙n + z⊙h_{t-1}
 //   n = tanh(x_n + r⊙(U_n h + b_n))     reset_after (torch.nn.GRU): one GEMM per step
 //   n = tanh(x_n + U_n (r⊙h) + b_n)     Cho et al.'s original: a second GEMM on r⊙h per step
+//
+// Layer norm (Ba et al. 2016; reset_after only here): U h is replaced by α ⊙ LN(U h) over its 3H
+// columns before b is added (cells/gru.py), one transform of the step's product (ln_product).
 #include "engine.h"
 #include "gru_split.h"
+#include "ln.h"
 
 namespace lstmkit {
 namespace {
@@ -13,14 +17,35 @@ struct Params {
   Tensor whh, bhh;
   Tensor hmask;  // recurrent dropout: (B, H), one mask per sequence on h_{t-1} where it enters U
   Tensor zh;     // zoneout of h (N, H): 1 = keep h_{t-1} (eval: the rate)
+  Tensor lnh;    // layer norm's gain of U h (3H)
   explicit Params(const OptTensors& p) {
-    TORCH_CHECK(p.size() == 4, "GRU engine expects 4 slots (weight_hh, bias_hh, recurrent-dropout mask, zoneout)");
+    TORCH_CHECK(p.size() == 5, "GRU engine expects 5 slots (weight_hh, bias_hh, recurrent-dropout mask, zoneout, "
+                "layer norm's gain)");
     whh = opt(p[0]);
     bhh = opt(p[1]);
     hmask = opt(p[2]);
     zh = opt(p[3]);
+    lnh = opt(p[4]);
   }
 };
+
+// Layer norm of n rows of the step's product: z (ld G) -> out = α ⊙ (z − μ)·ρ; when training, the
+// rows' (z − μ)·ρ into zhat (rows of G) and ρ into rstd.
+template <typename T>
+void ln_product(int64_t n, int64_t G, const T* z, const T* alpha, T* out, T* zhat, T* rstd) {
+  using V = Vec<T>;
+  for_rows(n, G, [&](int64_t r) {
+    const auto [mu, m2] = moments(z + r * G, 1, 0, 0, G);
+    const T rs = ln_rstd<T>(m2, G);
+    if (rstd) rstd[r] = rs;
+    const V vmu(mu), vrs(rs);
+    for_cols<T>(G, [&](int64_t j, int64_t k) {
+      const V zz = (V::loadu(z + r * G + j, k) - vmu) * vrs;
+      if (zhat) zz.store(zhat + r * G + j, k);
+      (zz * V::loadu(alpha + j, k)).store(out + r * G + j, k);
+    });
+  });
+}
 
 using namespace gru;
 
@@ -34,6 +59,9 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
   Tensor zr = at::empty({B, reset_after ? G : 2 * H}, o);  // this step's recurrent GEMM
   Tensor zn, q;                                            // reset_before: U_n (r⊙h) and r⊙h
   Tensor hp, gates, hn;  // for backward: h_{t-1}, (r, z, n), and (reset_after) U_n h + b_n, per row
+  const bool ln = p.lnh.defined();
+  TORCH_CHECK(!ln || reset_after, "the engine runs the GRU's layer norm with reset_after only");
+  Tensor zhat = ln && train ? at::empty({N, G}, o) : Tensor(), zrstd = ln && train ? at::empty({N}, o) : Tensor();
   if (train) {
     hp = at::empty({N, H}, o);
     gates = at::empty({N, G}, o);
@@ -61,18 +89,18 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
   Tensor hw = Mask && train ? at::empty({N, H}, o) : Tensor();     // ... per row, for ∂U
   T* Hin = ptr<T>(hinb);
   if constexpr (std::is_same<T, float>::value) {
-    const int64_t nt = !batch_first && !Mask && !ZH && (reset_after || pn.buf.defined())
+    const int64_t nt = !batch_first && !Mask && !ZH && !ln && (reset_after || pn.buf.defined())
                            ? unit_split_threads<T>(pk, H, B, reset_after) : 1;
     if (nt > 1 && reset_after) {
       forward_split<T>(st, nt, pk, X, ptr<T>(h0.contiguous()), bias, Y, Hs, Z, ptr<T>(hp), ptr<T>(gates),
                        ptr<T>(hn), B, H);
-      return {out, h, hp, gates, hn, hw};
+      return {out, h, hp, gates, hn, hw, zhat, zrstd};
     }
     if (nt > 1) {
       Tensor zk = train ? Tensor() : at::empty({B, H}, o);
       forward_before_split<T>(st, nt, pk, pn, X, ptr<T>(h0.contiguous()), bias, Y, Hs, Z, ptr<T>(qbuf), ptr<T>(zn),
                               ptr<T>(zk), ptr<T>(hp), ptr<T>(gates), ptr<T>(q), B, H);
-      return {out, h, hp, gates, q, hw};
+      return {out, h, hp, gates, q, hw, zhat, zrstd};
     }
   }
   T *Qb = ptr<T>(qbuf), *ZNb = ptr<T>(zn);
@@ -91,6 +119,11 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
       }
       const T* hin = Hs_;  // h_{t-1}, for the interpolation; Hin is what enters U
       const T* Zs = step_gemm<T>(dnn, pk, zkeep, hinb, b0, n, Z_);  // what enters U, times Uᵀ (U_rz for reset_before)
+      if (ln) {  // α ⊙ LN(U h), into Z_ (which may already hold the product)
+        ln_product<T>(n, G, Zs, ptr<T>(p.lnh), Z_, train ? ptr<T>(zhat, r0 * G) : nullptr,
+                      train ? ptr<T>(zrstd) + r0 : nullptr);
+        Zs = Z_;
+      }
       if (reset_after) {
         for_rows(n, G, [&](int64_t r) {
           fwd_after_cols<T>(H, 0, H, X + (r0 + r) * G, Zs + r * G, bias, hin + r * H, Y + (r0 + r) * H,
@@ -136,7 +169,7 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
   // reset_before: pn must be on panels too (it is whenever pk is: same threshold, fewer FLOPs).
   run_batch_split(reset_after || on_panels(pn) ? batch_split<T>(st, pk, dnn.on(), B, batch_first ? 2 : 1)
                                                   : std::vector<int64_t>{0, B}, loop);
-  return {out, h, hp, gates, reset_after ? hn : q, hw};
+  return {out, h, hp, gates, reset_after ? hn : q, hw, zhat, zrstd};
 }
 
 template <typename T>
@@ -145,15 +178,18 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
   using V = Vec<T>;
   const Tensor &hp = saved[0], &gates = saved[1], &aux = saved[2];  // aux: hn (reset_after) or q = r⊙h
   const Tensor& hin = saved[3].defined() ? saved[3] : hp;  // what entered U: h_{t-1} (⊙ the dropout mask)
+  const Tensor &zhat = saved[4], &zrstd = saved[5];          // layer norm: LN(U h) and its 1/σ per row
+  const bool ln = p.lnh.defined();
   const int64_t N = st.N, B = st.B, H = hp.size(1), G = 3 * H;
   const auto o = gates.options();
   Tensor gy = grad_out.contiguous();
   Tensor dh = grad_hn.contiguous().clone();
   Tensor dx = at::empty({N, G}, o);                          // ∂L/∂xw
   Tensor dg = reset_after ? at::empty({N, G}, o) : dx;       // ∂L/∂(U h + b): differs from dx in n's block
+  Tensor draw = ln ? at::empty({N, G}, o) : dg;              // layer norm: ∂L/∂(U h), through the normalisation
   Tensor dq = reset_after ? Tensor() : at::empty({B, H}, o);  // reset_before: ∂L/∂(r⊙h)
   const T *W = ptr<T>(p.whh), *GY = ptr<T>(gy), *GS = ptr<T>(gates), *HP = ptr<T>(hp), *AUX = ptr<T>(aux);
-  T *DH = ptr<T>(dh), *DX = ptr<T>(dx), *DG = ptr<T>(dg);
+  T *DH = ptr<T>(dh), *DX = ptr<T>(dx), *DG = ptr<T>(dg), *DR = ptr<T>(draw);
   const T *Mask = ptr<T>(p.hmask), *HIN = ptr<T>(hin), *ZH = ptr<T>(p.zh);
   Tensor carry = ZH ? at::empty({B, H}, o) : Tensor();  // zoneout: a ⊙ ∂L/∂h_t, straight to h_{t-1}
   const Tensor zeros = ZH ? at::zeros({N, H}, o) : Tensor();  // with zoneout the pass reads ∂L/∂h_t from DH alone
@@ -166,8 +202,8 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
   const V one(T(1));
   int64_t nt = 1;
   if constexpr (std::is_same<T, float>::value) {
-    nt = !batch_first && !Mask && !ZH && (reset_after || pbn.buf.defined()) ? unit_split_threads<T>(pb, H, B, reset_after)
-                                                                             : 1;
+    nt = !batch_first && !Mask && !ZH && !ln && (reset_after || pbn.buf.defined())
+             ? unit_split_threads<T>(pb, H, B, reset_after) : 1;
     if (nt > 1 && reset_after) backward_split<T>(st, nt, pb, GY, GS, HP, AUX, DH, DX, DG, H);
     if (nt > 1 && !reset_after) backward_before_split<T>(st, nt, pb, pbn, GY, GS, HP, DH, ptr<T>(dq), DX, H);
   }
@@ -188,6 +224,11 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
           const int64_t row = r0 + r;
           bwd_after_cols<T>(H, 0, H, GYp + row * H, DH_ + r * H, GS + row * G, HP + row * H, AUX + row * H,
                             DX + row * G, DG + row * G);
+          if (ln) {  // back through α ⊙ LN(U h)
+            const T* a = ptr<T>(p.lnh);
+            for (int64_t j = 0; j < G; ++j) DR[row * G + j] = DG[row * G + j] * a[j];
+            ln_row_backward(DR + row * G, ptr<T>(zhat, row * G), ptr<T>(zrstd)[row], G, DR + row * G, false);
+          }
         });
       } else {
         for_rows(n, G, [&](int64_t r) {  // reset_before: z and n here, r after U_n's product below
@@ -206,11 +247,11 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
         });
       }
       if (reset_after && Mask) {
-        pb.mm(n, DG + r0 * G, G, dhin_, H);  // (dr, dz, dn⊙r) U, into h_{t-1} through the mask
+        pb.mm(n, DR + r0 * G, G, dhin_, H);  // (dr, dz, dn⊙r) U, into h_{t-1} through the mask
         mask_rows(dhin_, dhin_, Mask_, n, H);
         add_rows(DH_, dhin_, n, H);
       } else if (reset_after) {
-        pb.mm(n, DG + r0 * G, G, DH_, H, true);  // + (dr, dz, dn⊙r) U
+        pb.mm(n, DR + r0 * G, G, DH_, H, true);  // + (dr, dz, dn⊙r) U (through LN's backward if any)
       } else {
         T* DQ = Dq + b0 * H;
         pbn.mm(n, DX + r0 * G + 2 * H, G, DQ, H);  // ∂L/∂(r⊙h) = dn U_n
@@ -239,12 +280,13 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
   }
   Tensor dw, db;
   if (reset_after) {
-    dw = weight_grad(dg, hin, bf16);
+    dw = weight_grad(draw, hin, bf16);
   } else {
     dw = at::cat({weight_grad(dx.narrow(1, 0, 2 * H), hin, bf16), weight_grad(dx.narrow(1, 2 * H, H), aux, bf16)});
   }
   if (p.bhh.defined()) db = dg.sum(0);
-  return {dx, dh, dw, db, Tensor(), Tensor()};  // no gradient for the masks
+  Tensor dln = ln ? col_sum<T>(DG, ptr<T>(zhat), nullptr, N, G, o) : Tensor();  // Σ dg ⊙ LN(U h)
+  return {dx, dh, dw, db, Tensor(), Tensor(), dln};  // no gradient for the masks
 }
 
 }  // namespace
