@@ -50,3 +50,32 @@ def test_layer_norm_inference_matches_reference(ext, engine_calls, monkeypatch, 
     assert len(engine_calls) == 4
     for name, got, want in [("out", out, ref), ("h_n", h, h_ref), ("c_n", c, c_ref)]:
         assert_close_scaled(got, want, name)
+
+
+@pytest.mark.parametrize("x_grad", [False, True])
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_onednn_input_projection_in_training_matches_reference(ext, engine_calls, monkeypatch, gen, x_grad, layer_norm):
+    """Large float32 input projections (forced here at every size) run on oneDNN in training too
+    (OneDnnLinear in engine/__init__.py: forward and ∂x on oneDNN, ∂W on MKL): every gradient
+    equals the reference loop's, with and without a gradient for the input."""
+    monkeypatch.setenv("LSTMKIT_ONEDNN_MIN_FLOPS", "0")
+    m = lstmkit.LSTM(6, 16, num_layers=2, layer_norm=layer_norm).train()
+    x = torch.randn(7, 4, 6, generator=gen).requires_grad_(x_grad)
+    weight = torch.randn(7, 4, 16, generator=gen)
+
+    def run(engine_on):
+        monkeypatch.setenv("LSTMKIT_ENGINE", "1" if engine_on else "0")
+        m.zero_grad()
+        if x.grad is not None:
+            x.grad = None
+        out, _ = m(x)
+        (out * weight).sum().backward()
+        return {"out": out.detach(), "x": x.grad, **{n: p.grad.clone() for n, p in m.named_parameters()}}
+
+    ref, got = run(False), run(True)
+    assert len(engine_calls) == 2
+    for name in ref:
+        if ref[name] is None:
+            assert got[name] is None, name
+            continue
+        assert_close_scaled(got[name], ref[name], name)

@@ -33,6 +33,7 @@ import os
 import warnings
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from . import build
 from .function import supports
@@ -129,29 +130,63 @@ def onednn_min_flops(default: float = ONEDNN_MIN_FLOPS) -> float:
     return float(os.environ.get("LSTMKIT_ONEDNN_MIN_FLOPS") or default)
 
 
-def input_projection(spec, x: torch.Tensor, p: dict, ext=None) -> torch.Tensor:
-    """``spec.input_projection``, on oneDNN's prepacked path for large float32 inference calls.
+def _onednn_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """x wᵀ + b on oneDNN's prepacked path (the weight reordered for this call's rows)."""
+    wp = torch.ops.mkldnn._reorder_linear_weight(w, x.shape[0])
+    return torch.ops.mkldnn._linear_pointwise(x, wp, b, "none", [], "")
 
-    oneDNN runs AVX-512 code on this AMD CPU where ``F.linear`` (MKL) runs AVX2, about 2.5x apart
-    at large shapes. Its ops have no autograd formula, so with a gradient to track (or for small
-    products, where its fixed cost per call dominates) this is just ``spec.input_projection``.
-    With layer norm the bias comes after the normalisation, as in ``cells.common.project``; in
-    inference the engine (``ext``) normalises the product in place (``layer_norm_rows_``), which at
-    6400 x 2048 took 6.6 against F.layer_norm's 38.7 ms (its fresh output is paid in page faults).
+
+class OneDnnLinear(torch.autograd.Function):
+    """``F.linear`` for training, on oneDNN: forward and ∂x as oneDNN products, ∂w = ∂yᵀ x on MKL
+    (oneDNN measured slower for that form here: docs/performance.md). lstm training at
+    (100,64,512,512), ratio to nn.LSTM in one process over three runs: 1.09 / 1.05 / 0.88 against
+    1.26 / 1.07 / 0.93 with F.linear (2026-12-07, AVX2)."""
+
+    @staticmethod
+    def forward(ctx, x, w, b):
+        ctx.save_for_backward(x, w)
+        ctx.has_bias = b is not None
+        return _onednn_linear(x, w, b)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, gy):
+        x, w = ctx.saved_tensors
+        gy = gy.contiguous()
+        dx = _onednn_linear(gy, w.t().contiguous(), None) if ctx.needs_input_grad[0] else None
+        dw = gy.t().mm(x) if ctx.needs_input_grad[1] else None
+        db = gy.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return dx, dw, db
+
+
+def input_projection(spec, x: torch.Tensor, p: dict, ext=None) -> torch.Tensor:
+    """``spec.input_projection``, on oneDNN's prepacked path for large float32 calls.
+
+    oneDNN runs AVX-512 code on an AVX-512 CPU where ``F.linear`` (MKL) runs AVX2, about 2.5x apart
+    at large shapes (10-13 % apart on this AVX2-only one). Its ops have no autograd formula, so with
+    a gradient to track ``OneDnnLinear`` supplies one; small products, where oneDNN's fixed cost
+    per call dominates, stay ``spec.input_projection``. With layer norm the bias comes after the
+    normalisation, as in ``cells.common.project``; in inference the engine (``ext``) normalises the
+    product in place (``layer_norm_rows_``), which at 6400 x 2048 took 6.6 against F.layer_norm's
+    38.7 ms (its fresh output is paid in page faults).
     """
     w, b, ln = p["weight_ih"], p.get("bias_ih"), p.get("weight_ln_ih")
-    tracking = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, w, b, ln))
-    if tracking or torch.is_autocast_enabled("cpu") or x.dim() != 2:
+    if torch.is_autocast_enabled("cpu") or x.dim() != 2:
         return spec.input_projection(x, p)
+    tracking = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, w, b, ln))
     y = None
     if x.dtype == torch.float32 and 2.0 * x.shape[0] * w.shape[0] * w.shape[1] >= onednn_min_flops(PROJECTION_ONEDNN_MIN_FLOPS):
+        bias = None if ln is not None else b
         try:
-            wp = torch.ops.mkldnn._reorder_linear_weight(w, x.shape[0])
-            y = torch.ops.mkldnn._linear_pointwise(x.contiguous(), wp, None if ln is not None else b, "none", [], "")
+            y = OneDnnLinear.apply(x.contiguous(), w, bias) if tracking else _onednn_linear(x.contiguous(), w, bias)
         except (AttributeError, RuntimeError):  # a torch build without the prepacked ops
             y = None
+    if y is None and (tracking or ln is None):
+        return spec.input_projection(x, p)
     if ln is None:
-        return spec.input_projection(x, p) if y is None else y
+        return y
+    if tracking:
+        return torch.nn.functional.layer_norm(y, (y.shape[-1],), ln, b)  # as cells/common.py: project
     if y is None:
         y = torch.nn.functional.linear(x, w)
     if ext is None:
