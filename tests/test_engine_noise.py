@@ -12,6 +12,29 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from test_engine import _inputs, _make, _run, assert_close_scaled, engine_calls, ext  # noqa: F401  (fixtures)
 
 
+@pytest.fixture
+def two_threads():
+    """Two threads for the test (the unit and batch splits need them), then the old count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _bidirectional_inputs(m, T, B, gen):
+    """(x, lengths, hx, weight) for a one-layer bidirectional module: B sequences of unequal lengths
+    (the longest T, sorted for packing), random initial states and a loss weight per output."""
+    width = m.proj_size or m.hidden_size
+    x = torch.randn(T, B, m.input_size, generator=gen)
+    lengths = torch.sort(torch.randint(1, T + 1, (B,), generator=gen), descending=True).values
+    lengths[0] = T
+    hx = [torch.randn(2, B, width, generator=gen)]
+    if m.spec.family == "lstm":
+        hx.append(torch.randn(2, B, m.hidden_size, generator=gen))
+    weight = torch.randn(int(lengths.sum()) * 2 * width, generator=gen)
+    return x, lengths, hx, weight
+
+
 def _both_paths(m, x, hx, lengths, weight, monkeypatch, engine_calls, seed, directions):
     """(reference, engine) results of `_run` from the same seed, so both paths draw the same masks;
     checks that the engine ran every layer-direction and that the two agree."""
@@ -110,66 +133,47 @@ def test_gradcheck_with_masks_through_engine(ext, engine_calls, monkeypatch, gen
                          + [("fgr", 0.0, {}), ("fgr", 0.3, {}), ("gru", 0.0, {"reset_after": False, "hidden_size": 192}), ("lstm", 0.3, {"layer_norm": True}), ("noaf", 0.0, {"layer_norm": True}),
                             ("nog", 0.0, {"layer_norm": True})])
 @pytest.mark.parametrize("B", [12, 36], ids=["units", "batch"])
-def test_unit_split_threads_match_reference(ext, engine_calls, monkeypatch, gen, variant, dropout, extra, B):
+def test_unit_split_threads_match_reference(ext, two_threads, engine_calls, monkeypatch, gen, variant, dropout, extra,
+                                            B):
     """Float32 steps of at least 0.25 MFLOP on the panel kernel run on two threads: with H in whole
     panels and B = 12, each owns some hidden units (forward_split / backward_split in
     csrc/lstm_split.h and csrc/gru_split.h); with B = 36 (at least two row blocks per thread) the
     batch splits instead (batch_split in csrc/panels.h). Unequal lengths in both directions, training and
     no_grad, against the reference loop."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        # Cho's GRU splits from 3 panels per thread (unit_split_threads in csrc/panels.h): H = 192.
-        H = extra.get("hidden_size", 64)
-        cfg = {k: v for k, v in extra.items() if k != "hidden_size"}
-        m = _make(variant, dict(bidirectional=True, recurrent_dropout=dropout, **cfg), torch.float32, gen,
-                  input_size=5, hidden_size=H).train()
-        with torch.no_grad():  # moderate weights: randn * 0.5 would saturate every gate at H = 64
-            for p in m.parameters():
-                p.mul_(0.2 * (64 / H) ** 0.5)
-        T = 6  # 2·12·256·64 = 0.4 MFLOP per full step at H = 64
-        x = torch.randn(T, B, 5, generator=gen)
-        lengths = torch.sort(torch.randint(1, T + 1, (B,), generator=gen), descending=True).values
-        lengths[0] = T
-        hx = [torch.randn(2, B, H, generator=gen) for _ in range(2 if m.spec.family == "lstm" else 1)]
-        weight = torch.randn(int(lengths.sum()) * 2 * H, generator=gen)
+    # Cho's GRU splits from 3 panels per thread (unit_split_threads in csrc/panels.h): H = 192.
+    H = extra.get("hidden_size", 64)
+    cfg = {k: v for k, v in extra.items() if k != "hidden_size"}
+    m = _make(variant, dict(bidirectional=True, recurrent_dropout=dropout, **cfg), torch.float32, gen,
+              input_size=5, hidden_size=H).train()
+    with torch.no_grad():  # moderate weights: randn * 0.5 would saturate every gate at H = 64
+        for p in m.parameters():
+            p.mul_(0.2 * (64 / H) ** 0.5)
+    x, lengths, hx, weight = _bidirectional_inputs(m, 6, B, gen)  # 2·12·256·64 = 0.4 MFLOP per full step at H = 64
 
-        _both_paths(m, x, hx, lengths, weight, monkeypatch, engine_calls, seed=3, directions=2)
-        m.eval()
-        monkeypatch.setenv("LSTMKIT_ENGINE", "1")
-        state = tuple(hx) if len(hx) == 2 else hx[0]
-        with torch.no_grad():
-            out, _ = m(pack_padded_sequence(x, lengths), state)
-        monkeypatch.setenv("LSTMKIT_ENGINE", "0")
-        with torch.no_grad():
-            ref_out, _ = m(pack_padded_sequence(x, lengths), state)
-        assert_close_scaled(out.data, ref_out.data, "no_grad out")
-    finally:
-        torch.set_num_threads(threads)
+    _both_paths(m, x, hx, lengths, weight, monkeypatch, engine_calls, seed=3, directions=2)
+    m.eval()
+    monkeypatch.setenv("LSTMKIT_ENGINE", "1")
+    state = tuple(hx) if len(hx) == 2 else hx[0]
+    with torch.no_grad():
+        out, _ = m(pack_padded_sequence(x, lengths), state)
+    monkeypatch.setenv("LSTMKIT_ENGINE", "0")
+    with torch.no_grad():
+        ref_out, _ = m(pack_padded_sequence(x, lengths), state)
+    assert_close_scaled(out.data, ref_out.data, "no_grad out")
 
 
 @pytest.mark.parametrize("variant", ["lstm", "peephole"])
-def test_unit_split_threads_with_projection_match_reference(ext, engine_calls, monkeypatch, gen, variant):
+def test_unit_split_threads_with_projection_match_reference(ext, two_threads, engine_calls, monkeypatch, gen, variant):
     """LSTMP on the unit-split threads (H and P in whole panels): unequal lengths in both
     directions, training, against the reference loop."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        m = _make(variant, dict(bidirectional=True, proj_size=64), torch.float32, gen, input_size=5,
-                  hidden_size=128).train()
-        with torch.no_grad():
-            for p in m.parameters():
-                p.mul_(0.1)
-        T, B = 5, 20
-        x = torch.randn(T, B, 5, generator=gen)
-        lengths = torch.sort(torch.randint(1, T + 1, (B,), generator=gen), descending=True).values
-        lengths[0] = T
-        hx = [torch.randn(2, B, 64, generator=gen), torch.randn(2, B, 128, generator=gen)]
-        weight = torch.randn(int(lengths.sum()) * 128, generator=gen)
+    m = _make(variant, dict(bidirectional=True, proj_size=64), torch.float32, gen, input_size=5,
+              hidden_size=128).train()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.mul_(0.1)
+    x, lengths, hx, weight = _bidirectional_inputs(m, 5, 20, gen)
 
-        _both_paths(m, x, hx, lengths, weight, monkeypatch, engine_calls, seed=0, directions=2)
-    finally:
-        torch.set_num_threads(threads)
+    _both_paths(m, x, hx, lengths, weight, monkeypatch, engine_calls, seed=0, directions=2)
 
 
 # (variant, options, H): H not in whole panels, and a full step of at least 0.25 MFLOP at B = 36
@@ -185,27 +189,22 @@ BATCH_SPLIT_CASES = [("lstm", {"zoneout": (0.2, 0.3)}, 40), ("peephole", {"proj_
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
 @pytest.mark.parametrize("variant,cfg,H", BATCH_SPLIT_CASES)
-def test_batch_split_threads_match_reference(ext, engine_calls, monkeypatch, gen, variant, cfg, H, mode):
+def test_batch_split_threads_match_reference(ext, two_threads, engine_calls, monkeypatch, gen, variant, cfg, H, mode):
     """The loops split the batch over two threads (batch_split in csrc/panels.h) for any H, and also
     where the units cannot split (zoneout; recurrent dropout on the GRU; a projection with dropout,
     layer norm or FGR; the RNN, which has no unit split): B = 36 packed with unequal lengths, two
     layers, both directions, against the reference loop."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        m = _make(variant, dict(cfg, num_layers=2, bidirectional=True), torch.float32, gen, input_size=5,
-                  hidden_size=H)
-        m.train(mode == "train")
-        with torch.no_grad():
-            for p in m.parameters():
-                p.mul_(0.3)
-        x, hx, _ = _inputs(m, 6, 36, torch.float32, gen, packed=False)
-        lengths = torch.sort(torch.randint(1, 7, (36,), generator=gen), descending=True).values
-        lengths[0] = 6
-        weight = torch.randn(6 * 36 * 2 * H, generator=gen)
-        _both_paths(m, x, hx, lengths, weight, monkeypatch, engine_calls, seed=11, directions=4)
-    finally:
-        torch.set_num_threads(threads)
+    m = _make(variant, dict(cfg, num_layers=2, bidirectional=True), torch.float32, gen, input_size=5,
+              hidden_size=H)
+    m.train(mode == "train")
+    with torch.no_grad():
+        for p in m.parameters():
+            p.mul_(0.3)
+    x, hx, _ = _inputs(m, 6, 36, torch.float32, gen, packed=False)
+    lengths = torch.sort(torch.randint(1, 7, (36,), generator=gen), descending=True).values
+    lengths[0] = 6
+    weight = torch.randn(6 * 36 * 2 * H, generator=gen)
+    _both_paths(m, x, hx, lengths, weight, monkeypatch, engine_calls, seed=11, directions=4)
 
 
 def _zero_blocks(w):
@@ -220,27 +219,17 @@ def _zero_blocks(w):
 
 @pytest.mark.parametrize("variant", ["lstm", "peephole", "gru"])
 @pytest.mark.parametrize("B", [4, 14, 36], ids=["one-thread", "units", "batch"])
-def test_zero_runs_in_recurrent_weight_match_reference(ext, engine_calls, monkeypatch, gen, variant, B):
+def test_zero_runs_in_recurrent_weight_match_reference(ext, two_threads, engine_calls, monkeypatch, gen, variant, B):
     """The panel kernel skips the zero runs it finds in the recurrent weight, forward (h W_hhᵀ) and
     backward (dz W_hh): the results equal the reference loop's, on one thread (B = 4), split over
     the units (B = 14) and over the batch (B = 36), training, both directions."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        H = 48
-        m = _make(variant, dict(bidirectional=True), torch.float32, gen, input_size=5, hidden_size=H).train()
-        with torch.no_grad():
-            for p in m.parameters():
-                p.mul_(0.3)
-            for name, p in m.named_parameters():
-                if name.startswith("weight_hh"):
-                    _zero_blocks(p)
-        T = 5
-        x = torch.randn(T, B, 5, generator=gen)
-        lengths = torch.sort(torch.randint(1, T + 1, (B,), generator=gen), descending=True).values
-        lengths[0] = T
-        hx = [torch.randn(2, B, H, generator=gen) for _ in range(2 if m.spec.family == "lstm" else 1)]
-        weight = torch.randn(int(lengths.sum()) * 2 * H, generator=gen)
-        _both_paths(m, x, hx, lengths, weight, monkeypatch, engine_calls, seed=5, directions=2)
-    finally:
-        torch.set_num_threads(threads)
+    H = 48
+    m = _make(variant, dict(bidirectional=True), torch.float32, gen, input_size=5, hidden_size=H).train()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.mul_(0.3)
+        for name, p in m.named_parameters():
+            if name.startswith("weight_hh"):
+                _zero_blocks(p)
+    x, lengths, hx, weight = _bidirectional_inputs(m, 5, B, gen)
+    _both_paths(m, x, hx, lengths, weight, monkeypatch, engine_calls, seed=5, directions=2)

@@ -68,40 +68,37 @@ inline void bwd_after_cols(int64_t H, int64_t j0, int64_t j1, const T* gy, T* dh
 template <typename T>
 void forward_split(const Steps& st, int64_t nt, const Panels<T>& pk, const T* X, const T* h0, const T* bias, T* Y,
                    T* Hfinal, T* Z, T* HP, T* Gates, T* HN, int64_t B, int64_t H) {
-  const int64_t G = 3 * H, NR = Panels<float>::NR, U = H / NR;
-  std::vector<T> hbuf(2 * B * H);
-  std::copy(h0, h0 + B * H, hbuf.data());
+  const int64_t G = 3 * H, U = H / Panels<float>::NR;
+  StepBuffers<T> hbuf(B, H, h0);
 #pragma omp parallel num_threads(nt)
   {
-    const int64_t tid = omp_get_thread_num(), up0 = tid * U / nt, up1 = (tid + 1) * U / nt;
-    const int64_t j0 = up0 * NR, j1 = up1 * NR;
+    const auto [up0, up1, j0, j1] = thread_share(U, nt);
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
-      const T* hcur = hbuf.data() + (s & 1) * B * H;
-      T* hnext = hbuf.data() + ((s + 1) & 1) * B * H;
-      if (HP) for (int64_t r = 0; r < n; ++r) std::copy(hcur + r * H + j0, hcur + r * H + j1, HP + (r0 + r) * H + j0);
+      const T* hcur = hbuf.at(s);
+      T* hnext = hbuf.at(s + 1);
+      if (HP) copy_cols(hcur, HP + r0 * H, n, H, j0, j1);
       for (int64_t g = 0; g < 3; ++g) pk.run(g * U + up0, g * U + up1, n, hcur, H, Z, G, false);
       for (int64_t r = 0; r < n; ++r) {
         const int64_t row = r0 + r;
         fwd_after_cols<T>(H, j0, j1, X + row * G, Z + r * G, bias, hcur + r * H, Y + row * H,
                           Gates ? Gates + row * G : nullptr, HN ? HN + row * H : nullptr);
-        std::copy(Y + row * H + j0, Y + row * H + j1, hnext + r * H + j0);
       }
-      for (int64_t r = n; r < B; ++r) std::copy(hcur + r * H + j0, hcur + r * H + j1, hnext + r * H + j0);
+      copy_cols(Y + r0 * H, hnext, n, H, j0, j1);
+      copy_cols(hcur + n * H, hnext + n * H, B - n, H, j0, j1);
 #pragma omp barrier
     }
   }
-  std::copy(hbuf.data() + (st.T & 1) * B * H, hbuf.data() + (st.T & 1) * B * H + B * H, Hfinal);
+  std::copy(hbuf.at(st.T), hbuf.at(st.T) + B * H, Hfinal);
 }
 
 template <typename T>
 void backward_split(const Steps& st, int64_t nt, const Panels<T>& pb, const T* GY, const T* GS, const T* HP,
                     const T* HN, T* DH, T* DX, T* DG, int64_t H) {
-  const int64_t G = 3 * H, NR = Panels<float>::NR, U = H / NR;
+  const int64_t G = 3 * H, U = H / Panels<float>::NR;
 #pragma omp parallel num_threads(nt)
   {
-    const int64_t tid = omp_get_thread_num(), up0 = tid * U / nt, up1 = (tid + 1) * U / nt;
-    const int64_t j0 = up0 * NR, j1 = up1 * NR;
+    const auto [up0, up1, j0, j1] = thread_share(U, nt);
     for (int64_t s = st.T - 1; s >= 0; --s) {
       const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
       for (int64_t r = 0; r < n; ++r) {
@@ -124,18 +121,16 @@ void forward_before_split(const Steps& st, int64_t nt, const Panels<T>& pk, cons
                           const T* h0, const T* bias, T* Y, T* Hfinal, T* Z, T* Q, T* ZN, T* Zk, T* HP, T* Gates,
                           T* Qs, int64_t B, int64_t H) {
   using V = Vec<T>;
-  const int64_t G = 3 * H, NR = Panels<float>::NR, U = H / NR;
-  std::vector<T> hbuf(2 * B * H);
-  std::copy(h0, h0 + B * H, hbuf.data());
+  const int64_t G = 3 * H, U = H / Panels<float>::NR;
+  StepBuffers<T> hbuf(B, H, h0);
 #pragma omp parallel num_threads(nt)
   {
-    const int64_t tid = omp_get_thread_num(), up0 = tid * U / nt, up1 = (tid + 1) * U / nt;
-    const int64_t j0 = up0 * NR, j1 = up1 * NR;
+    const auto [up0, up1, j0, j1] = thread_share(U, nt);
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
-      const T* hcur = hbuf.data() + (s & 1) * B * H;
-      T* hnext = hbuf.data() + ((s + 1) & 1) * B * H;
-      if (HP) for (int64_t r = 0; r < n; ++r) std::copy(hcur + r * H + j0, hcur + r * H + j1, HP + (r0 + r) * H + j0);
+      const T* hcur = hbuf.at(s);
+      T* hnext = hbuf.at(s + 1);
+      if (HP) copy_cols(hcur, HP + r0 * H, n, H, j0, j1);
       for (int64_t g = 0; g < 2; ++g) pk.run(g * U + up0, g * U + up1, n, hcur, H, Z, 2 * H, false);
       for (int64_t r = 0; r < n; ++r) {
         const T *x = X + (r0 + r) * G, *zh = Z + r * 2 * H, *hp = hcur + r * H;
@@ -166,13 +161,13 @@ void forward_before_split(const Steps& st, int64_t nt, const Panels<T>& pk, cons
           hv1.store(hn + j, k);
           if (nk) nn.store(nk + j, k);
         });
-        if (Qs) std::copy(Q + r * H + j0, Q + r * H + j1, Qs + row * H + j0);
       }
-      for (int64_t r = n; r < B; ++r) std::copy(hcur + r * H + j0, hcur + r * H + j1, hnext + r * H + j0);
+      if (Qs) copy_cols(Q, Qs + r0 * H, n, H, j0, j1);
+      copy_cols(hcur + n * H, hnext + n * H, B - n, H, j0, j1);
 #pragma omp barrier
     }
   }
-  std::copy(hbuf.data() + (st.T & 1) * B * H, hbuf.data() + (st.T & 1) * B * H + B * H, Hfinal);
+  std::copy(hbuf.at(st.T), hbuf.at(st.T) + B * H, Hfinal);
 }
 
 // Its backward: per step, the z and n pre-activation gradients of this thread's units; a barrier
@@ -182,12 +177,11 @@ template <typename T>
 void backward_before_split(const Steps& st, int64_t nt, const Panels<T>& pb, const Panels<T>& pbn, const T* GY,
                            const T* GS, const T* HP, T* DH, T* DQ, T* DX, int64_t H) {
   using V = Vec<T>;
-  const int64_t G = 3 * H, NR = Panels<float>::NR, U = H / NR;
+  const int64_t G = 3 * H, U = H / Panels<float>::NR;
 #pragma omp parallel num_threads(nt)
   {
     const V one(T(1));
-    const int64_t tid = omp_get_thread_num(), up0 = tid * U / nt, up1 = (tid + 1) * U / nt;
-    const int64_t j0 = up0 * NR, j1 = up1 * NR;
+    const auto [up0, up1, j0, j1] = thread_share(U, nt);
     for (int64_t s = st.T - 1; s >= 0; --s) {
       const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
       for (int64_t r = 0; r < n; ++r) {

@@ -48,25 +48,23 @@ void forward_split(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t n
                    const T* X, const T* h0, const T* bias, const T* pi, const T* pf, const T* po, const T* Mask,
                    T* Y, T* Hfinal, T* Cs, T* Z, T* HP, T* CP, T* CS, T* Gates, int64_t B, int64_t H, bool fgr,
                    const LnSplit<T>* ln = nullptr) {
-  const int64_t GH = pk.N, G = GH / H, U = H / Panels<float>::NR, NR = Panels<float>::NR, PW = pk.K;
+  const int64_t GH = pk.N, G = GH / H, U = H / Panels<float>::NR, PW = pk.K;
   const int64_t nblk = PW / H;  // h, then (FGR) the a-blocks
-  std::vector<T> hbuf(2 * B * PW), hinb(Mask ? 2 * B * H : 0), gbuf((fgr || ln) && !Gates ? B * GH : 0);
+  StepBuffers<T> hbuf(B, PW, h0), hinb(Mask ? B : 0, H);  // h (FGR: [h, a]); with dropout, h ⊙ mask
+  std::vector<T> gbuf((fgr || ln) && !Gates ? B * GH : 0);
   RowPartials pz(ln ? nt : 0, B), pc(ln ? nt : 0, B);  // the product's and C's partial row sums
-  std::copy(h0, h0 + B * PW, hbuf.data());
-  if (Mask) mask_rows(hinb.data(), h0, Mask, B, H);
+  if (Mask) mask_rows(hinb.at(0), h0, Mask, B, H);
 #pragma omp parallel num_threads(nt)
   {
-    const int64_t tid = omp_get_thread_num(), up0 = tid * U / nt, up1 = (tid + 1) * U / nt;
-    const int64_t j0 = up0 * NR, j1 = up1 * NR;  // this thread's hidden units
+    const int64_t tid = omp_get_thread_num();
+    const auto [up0, up1, j0, j1] = thread_share(U, nt);  // this thread's hidden units
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
-      const T* hcur = hbuf.data() + (s & 1) * B * PW;
-      T* hnext = hbuf.data() + ((s + 1) & 1) * B * PW;
-      const T* in = Mask ? hinb.data() + (s & 1) * B * H : hcur;  // what enters W_hh
+      const T* hcur = hbuf.at(s);
+      T* hnext = hbuf.at(s + 1);
+      const T* in = Mask ? hinb.at(s) : hcur;  // what enters W_hh
       if (HP)
-        for (int64_t r = 0; r < n; ++r)
-          for (int64_t k = 0; k < nblk; ++k)
-            std::copy(in + r * PW + k * H + j0, in + r * PW + k * H + j1, HP + (r0 + r) * PW + k * H + j0);
+        for (int64_t k = 0; k < nblk; ++k) copy_cols(in, HP + r0 * PW, n, PW, k * H + j0, k * H + j1);
       for (int64_t g = 0; g < G; ++g) pk.run(g * U + up0, g * U + up1, n, in, PW, Z, GH, false);
       if (ln) {  // LN(h W_hhᵀ) needs every row's sums: fwd_row then normalises its own columns
         for (int64_t r = 0; r < n; ++r) pz.put_moments<T>(tid, r, Z + r * GH, G, H, j0, j1);
@@ -106,18 +104,16 @@ void forward_split(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t n
         for (int64_t b = 0, k = 1; fgr && b < G; ++b)  // a_t: the sigmoid gate blocks, in order
           if (b != L.gg) std::copy(gates + b * H + j0, gates + b * H + j1, hnext + r * PW + (k++) * H + j0);
       }
-      for (int64_t r = n; r < B; ++r)
-        for (int64_t k = 0; k < nblk; ++k)
-          std::copy(hcur + r * PW + k * H + j0, hcur + r * PW + k * H + j1, hnext + r * PW + k * H + j0);
+      for (int64_t k = 0; k < nblk; ++k) copy_cols(hcur + n * PW, hnext + n * PW, B - n, PW, k * H + j0, k * H + j1);
       if (Mask) {
-        T* inext = hinb.data() + ((s + 1) & 1) * B * H;
+        T* inext = hinb.at(s + 1);
         for (int64_t r = 0; r < B; ++r)
           for (int64_t j = j0; j < j1; ++j) inext[r * H + j] = hnext[r * H + j] * Mask[r * H + j];
       }
 #pragma omp barrier
     }
   }
-  std::copy(hbuf.data() + (st.T & 1) * B * PW, hbuf.data() + (st.T & 1) * B * PW + B * PW, Hfinal);
+  std::copy(hbuf.at(st.T), hbuf.at(st.T) + B * PW, Hfinal);
 }
 
 // The backward counterpart: each thread computes dz for its units' gate columns, then (after a
@@ -128,7 +124,7 @@ template <typename T, typename Fl>
 void backward_split(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t nt, const Panels<T>& pk,
                     const T* GY, const T* G, const T* CS, const T* CP, const T* pi, const T* pf, const T* po,
                     const T* Mask, T* DH, T* DC, T* DZ, int64_t H, bool fgr, const LnSplit<T>* ln = nullptr) {
-  const int64_t gh = pk.K, U = H / Panels<float>::NR, NR = Panels<float>::NR;  // gh = G·H
+  const int64_t gh = pk.K, U = H / Panels<float>::NR;  // gh = G·H
   const int64_t PW = pk.N, nblk = PW / H, B = st.B, Gn = gh / H;
   // layer norm, per row: the output activation, dy ⊙ α_c, LN(C_t), dy = ∂L/∂(α_c ĉ + β_c) (kept only
   // for this step: the gains' gradients are summed here)
@@ -136,8 +132,8 @@ void backward_split(const Fl& fl, const Layout<Fl>& L, const Steps& st, int64_t 
   RowPartials pz(ln ? nt : 0, B), pc(ln ? nt : 0, B);
 #pragma omp parallel num_threads(nt)
   {
-    const int64_t tid = omp_get_thread_num(), up0 = tid * U / nt, up1 = (tid + 1) * U / nt;
-    const int64_t j0 = up0 * NR, j1 = up1 * NR;
+    const int64_t tid = omp_get_thread_num();
+    const auto [up0, up1, j0, j1] = thread_share(U, nt);
     std::vector<T> gsum(ln ? gh + 2 * H : 0, T(0));  // this step's sums for dah, dac, dbc (this thread's columns)
     T *sah = gsum.data(), *sac = sah + gh, *sbc = ln && ln->bc ? sac + H : nullptr;
     for (int64_t s = st.T - 1; s >= 0; --s) {
@@ -229,19 +225,17 @@ void forward_split_proj(const Fl& fl, const Layout<Fl>& L, const Steps& st, int6
                         const T* po, T* Y, T* Hfinal, T* Cs, T* Z, T* HP, T* CP, T* CS, T* Gates, T* Msave, T* Mbuf,
                         int64_t B, int64_t H, int64_t P) {
   const int64_t GH = pk.N, G = GH / H, NR = Panels<float>::NR, U = H / NR, UP = P / NR;
-  std::vector<T> hbuf(2 * B * P);
-  std::copy(h0, h0 + B * P, hbuf.data());
+  StepBuffers<T> hbuf(B, P, h0);
 #pragma omp parallel num_threads(nt)
   {
-    const int64_t tid = omp_get_thread_num(), up0 = tid * U / nt, up1 = (tid + 1) * U / nt;
-    const int64_t pp0 = tid * UP / nt, pp1 = (tid + 1) * UP / nt;
-    const int64_t j0 = up0 * NR, j1 = up1 * NR, q0 = pp0 * NR, q1 = pp1 * NR;  // own units, own h columns
+    const auto [up0, up1, j0, j1] = thread_share(U, nt);   // own units
+    const auto [pp0, pp1, q0, q1] = thread_share(UP, nt);  // own h columns
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
-      const T* hcur = hbuf.data() + (s & 1) * B * P;
-      T* hnext = hbuf.data() + ((s + 1) & 1) * B * P;
+      const T* hcur = hbuf.at(s);
+      T* hnext = hbuf.at(s + 1);
       T* M = Msave ? Msave + r0 * H : Mbuf;
-      if (HP) for (int64_t r = 0; r < n; ++r) std::copy(hcur + r * P + q0, hcur + r * P + q1, HP + (r0 + r) * P + q0);
+      if (HP) copy_cols(hcur, HP + r0 * P, n, P, q0, q1);
       for (int64_t g = 0; g < G; ++g) pk.run(g * U + up0, g * U + up1, n, hcur, P, Z, GH, false);
       prefetch_cols(X + r0 * GH, G, H, j0, j1);
       for (int64_t r = 0; r < n; ++r) {
@@ -253,12 +247,12 @@ void forward_split_proj(const Fl& fl, const Layout<Fl>& L, const Steps& st, int6
       }
 #pragma omp barrier
       pr.run(pp0, pp1, n, M, H, Y + r0 * P, P, false);  // h_t = m W_hrᵀ, this thread's columns
-      for (int64_t r = 0; r < n; ++r) std::copy(Y + (r0 + r) * P + q0, Y + (r0 + r) * P + q1, hnext + r * P + q0);
-      for (int64_t r = n; r < B; ++r) std::copy(hcur + r * P + q0, hcur + r * P + q1, hnext + r * P + q0);
+      copy_cols(Y + r0 * P, hnext, n, P, q0, q1);
+      copy_cols(hcur + n * P, hnext + n * P, B - n, P, q0, q1);
 #pragma omp barrier
     }
   }
-  std::copy(hbuf.data() + (st.T & 1) * B * P, hbuf.data() + (st.T & 1) * B * P + B * P, Hfinal);
+  std::copy(hbuf.at(st.T), hbuf.at(st.T) + B * P, Hfinal);
 }
 
 template <typename T, typename Fl>
@@ -268,9 +262,8 @@ void backward_split_proj(const Fl& fl, const Layout<Fl>& L, const Steps& st, int
   const int64_t GH = pk.K, NR = Panels<float>::NR, U = H / NR, UP = P / NR;
 #pragma omp parallel num_threads(nt)
   {
-    const int64_t tid = omp_get_thread_num(), up0 = tid * U / nt, up1 = (tid + 1) * U / nt;
-    const int64_t pp0 = tid * UP / nt, pp1 = (tid + 1) * UP / nt;
-    const int64_t j0 = up0 * NR, j1 = up1 * NR, q0 = pp0 * NR, q1 = pp1 * NR;
+    const auto [up0, up1, j0, j1] = thread_share(U, nt);
+    const auto [pp0, pp1, q0, q1] = thread_share(UP, nt);
     for (int64_t s = st.T - 1; s >= 0; --s) {
       const int64_t t = st.at(s), n = st.bs[t], r0 = st.off[t];
       T* dha = DHALL + r0 * P;

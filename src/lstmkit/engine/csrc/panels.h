@@ -96,8 +96,8 @@ struct Panels<float> {
     if (!panels_allowed()) return;
     const bool small = 2.0 * batch * N * K < onednn_min_flops(split);
     // LSTMKIT_ONEDNN_MIN_FLOPS (A/B runs) leaves only the FLOP rule.
-    const bool by_bytes = split == Split::batch && !onednn_min_flops_env() && nonzero_at_most(W, kBatchSplitMaxBytes / 4);
-    if (!small && !by_bytes) return;
+    if (!small && !(split == Split::batch && !onednn_min_flops_env() && nonzero_at_most(W, kBatchSplitMaxBytes / 4)))
+      return;
     pack(W);
     if (!small && streamed_bytes() > kBatchSplitMaxBytes) {  // back to BLAS (or the caller's oneDNN)
       buf = zeros = Tensor();
@@ -249,6 +249,35 @@ int64_t unit_split_threads(const Panels<T>& pk, int64_t H, int64_t B, bool one_b
     if (!one_barrier) return H / NR >= 3 * nt ? nt : 1;
     return std::min<int64_t>(nt, H / NR);
   }
+}
+
+// The calling OpenMP thread's share of `panels` column panels split over nt threads (the unit-split
+// loops in lstm_split.h and gru_split.h): panels [p0, p1), columns [c0, c1).
+struct ThreadShare {
+  int64_t p0, p1, c0, c1;
+};
+inline ThreadShare thread_share(int64_t panels, int64_t nt) {
+  const int64_t tid = omp_get_thread_num(), NR = Panels<float>::NR;
+  const int64_t p0 = tid * panels / nt, p1 = (tid + 1) * panels / nt;
+  return {p0, p1, p0 * NR, p1 * NR};
+}
+
+// A unit-split loop's state between steps, double-buffered (rows × width): step s reads at(s) and
+// writes at(s + 1), so one barrier per step keeps a thread's writes from another thread's reads.
+template <typename T>
+struct StepBuffers {
+  std::vector<T> v;
+  int64_t size;
+  StepBuffers(int64_t rows, int64_t width, const T* first = nullptr) : v(2 * rows * width), size(rows * width) {
+    if (first) std::copy(first, first + size, v.data());
+  }
+  T* at(int64_t s) { return v.data() + (s & 1) * size; }
+};
+
+// dst[r, c0:c1] = src[r, c0:c1] for n rows of width ld.
+template <typename T>
+inline void copy_cols(const T* src, T* dst, int64_t n, int64_t ld, int64_t c0, int64_t c1) {
+  for (int64_t r = 0; r < n; ++r) std::copy(src + r * ld + c0, src + r * ld + c1, dst + r * ld + c0);
 }
 
 // Threads that split the batch instead of the units: the sequences are independent, so each thread
