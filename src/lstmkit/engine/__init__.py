@@ -19,7 +19,8 @@ Large float32 products go to oneDNN (AVX-512 here, ~2.5x MKL's AVX2 sgemm on thi
 through ATen's prepacked ``mkldnn::_linear_pointwise``: the per-step recurrent product from
 8 MFLOP per step (below that its ~20 µs per call loses to the panel kernel; from 20 MFLOP where
 the loop can split the hidden units over threads), the LSTM's and RNN's ∂h product in backward
-by the same rule, and the input projection under ``no_grad``.
+by the same rule. The input projection (``input_projection``, ``Projection``) goes to oneDNN on
+AVX-512 CPUs, and to MKL writing into huge pages elsewhere; its layer norm runs in C++.
 ``LSTMKIT_ONEDNN=0`` keeps everything on MKL; ``LSTMKIT_ONEDNN_MIN_FLOPS`` moves
 the threshold. :mod:`lstmkit.engine.stream` is the streaming stepper (``lstmkit.Stepper``).
 
@@ -117,10 +118,12 @@ def direction_runner(spec, x: torch.Tensor, *, zoneout: bool, record: bool, recu
 # Per-step products of at least this many FLOPs go to oneDNN (kOneDnnMinFlops in csrc/common.h;
 # loops that can split the hidden units over threads keep the panel kernel up to kOneDnnSplitMinFlops).
 ONEDNN_MIN_FLOPS = 8e6
-# A whole-sequence float32 input projection goes to oneDNN (under no_grad) from this size: with the
-# weight reordered on every call it lost to MKL's F.linear at 3200x64->256 (0.75 against 0.53 ms,
-# 2 threads, 2026-11-22) and won from about 1 GFLOP (8000x128->512: 5.3 against 5.8 ms).
-PROJECTION_ONEDNN_MIN_FLOPS = 5e8
+# A whole-sequence input projection runs on the engine's own path (`Projection`) from this size: below
+# it the buffers are small (malloc reuses them, so no page faults to save) and `spec.input_projection`
+# is as fast. oneDNN with the weight reordered on every call lost to MKL's F.linear at 3200x64->256
+# (0.75 against 0.53 ms, 2 threads, 2026-11-22) and won from about 1 GFLOP (8000x128->512: 5.3
+# against 5.8 ms) on the AVX-512 machine.
+PROJECTION_MIN_FLOPS = 5e8
 
 
 def onednn_min_flops(default: float = ONEDNN_MIN_FLOPS) -> float:
@@ -130,66 +133,88 @@ def onednn_min_flops(default: float = ONEDNN_MIN_FLOPS) -> float:
     return float(os.environ.get("LSTMKIT_ONEDNN_MIN_FLOPS") or default)
 
 
+def onednn_projection() -> bool:
+    """Whether the input projection's products go to oneDNN rather than MKL (``seq_linear``).
+
+    On an AVX-512 CPU oneDNN runs AVX-512 code where MKL runs AVX2 on these AMD processors: about
+    2.5x apart at large shapes. On an AVX2-only CPU both run AVX2, and MKL writing into huge pages
+    (``seq_linear``) won: 145-147 against oneDNN's 147-174 ms at 6400 x 512 -> 2048, whose fresh
+    output costs ~30 ms of page faults (2026-12-07). ``LSTMKIT_ONEDNN=0`` keeps MKL.
+    """
+    return os.environ.get("LSTMKIT_ONEDNN") != "0" and torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+
+
 def _onednn_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
     """x wᵀ + b on oneDNN's prepacked path (the weight reordered for this call's rows)."""
     wp = torch.ops.mkldnn._reorder_linear_weight(w, x.shape[0])
     return torch.ops.mkldnn._linear_pointwise(x, wp, b, "none", [], "")
 
 
-class OneDnnLinear(torch.autograd.Function):
-    """``F.linear`` for training, on oneDNN: forward and ∂x as oneDNN products, ∂w = ∂yᵀ x on MKL
-    (oneDNN measured slower for that form here: docs/performance.md). lstm training at
-    (100,64,512,512), ratio to nn.LSTM in one process over three runs: 1.09 / 1.05 / 0.88 against
-    1.26 / 1.07 / 0.93 with F.linear (2026-12-07, AVX2)."""
+def _product(ext, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """x wᵀ + b (x contiguous (N, K), w (M, K), possibly a transposed view) for the input share."""
+    if x.dtype == torch.float32 and onednn_projection():
+        try:
+            return _onednn_linear(x, w.contiguous(), b)
+        except (AttributeError, RuntimeError):  # a torch build without the prepacked ops
+            pass
+    return ext.seq_linear(x, w, b)
+
+
+class Projection(torch.autograd.Function):
+    """The input share for training, ``x Wᵀ + b`` or ``LN(x Wᵀ; α) + b`` (as ``cells.common.project``).
+
+    The products go to ``_product`` (∂x = ∂y W too; ∂W = ∂yᵀ x on MKL: oneDNN measured slower for that
+    form, docs/performance.md). Layer norm runs in C++ (csrc/ln.cpp): forward overwrites the product
+    with x̂ and keeps it with ρ per row for backward, which computes ∂y, ∂α and ∂β in one pass and
+    two column sums. Its buffers are sequence-sized ones (huge pages where the kernel offers them),
+    where ``F.layer_norm`` under autograd allocated a fresh output and a fresh gradient.
+    """
 
     @staticmethod
-    def forward(ctx, x, w, b):
-        ctx.save_for_backward(x, w)
-        ctx.has_bias = b is not None
-        return _onednn_linear(x, w, b)
+    def forward(ctx, ext, x, w, b, ln):
+        ctx.ext, ctx.has_bias, ctx.ln = ext, b is not None, ln is not None
+        if ln is None:
+            ctx.save_for_backward(x, w)
+            return _product(ext, x, w, b)
+        y = _product(ext, x, w, None)
+        out, rstd = ext.layer_norm_rows_train_(y, ln, b)  # y now holds x̂
+        ctx.save_for_backward(x, w, y, rstd, ln)
+        return out
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, gy):
-        x, w = ctx.saved_tensors
-        gy = gy.contiguous()
-        dx = _onednn_linear(gy, w.t().contiguous(), None) if ctx.needs_input_grad[0] else None
-        dw = gy.t().mm(x) if ctx.needs_input_grad[1] else None
-        db = gy.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
-        return dx, dw, db
+    def backward(ctx, gout):
+        gout = gout.contiguous()
+        x, w, *norm = ctx.saved_tensors
+        dln = None
+        if ctx.ln:
+            xhat, rstd, ln = norm
+            gy, dln, db = ctx.ext.layer_norm_rows_backward(gout, xhat, rstd, ln, ctx.has_bias)
+        else:
+            gy, db = gout, (gout.sum(0) if ctx.has_bias and ctx.needs_input_grad[3] else None)
+        dx = _product(ctx.ext, gy, w.t(), None) if ctx.needs_input_grad[1] else None
+        dw = gy.t().mm(x) if ctx.needs_input_grad[2] else None
+        return None, dx, dw, db if ctx.needs_input_grad[3] else None, dln if ctx.needs_input_grad[4] else None
 
 
-def input_projection(spec, x: torch.Tensor, p: dict, ext=None) -> torch.Tensor:
-    """``spec.input_projection``, on oneDNN's prepacked path for large float32 calls.
+def input_projection(spec, x: torch.Tensor, p: dict, ext) -> torch.Tensor:
+    """``spec.input_projection`` on the engine's own path for large calls (``Projection``).
 
-    oneDNN runs AVX-512 code on an AVX-512 CPU where ``F.linear`` (MKL) runs AVX2, about 2.5x apart
-    at large shapes (10-13 % apart on this AVX2-only one). Its ops have no autograd formula, so with
-    a gradient to track ``OneDnnLinear`` supplies one; small products, where oneDNN's fixed cost
-    per call dominates, stay ``spec.input_projection``. With layer norm the bias comes after the
-    normalisation, as in ``cells.common.project``; in inference the engine (``ext``) normalises the
-    product in place (``layer_norm_rows_``), which at 6400 x 2048 took 6.6 against F.layer_norm's
-    38.7 ms (its fresh output is paid in page faults).
+    Its products go to oneDNN or MKL (``onednn_projection``), writing into huge pages; with layer
+    norm the bias comes after the normalisation, as in ``cells.common.project``. In inference the
+    product is normalised in place (``layer_norm_rows_``): at 6400 x 2048 that took 6.6 against
+    F.layer_norm's 38.7 ms. Under autocast, or below ``PROJECTION_MIN_FLOPS``, it is
+    ``spec.input_projection`` itself.
     """
     w, b, ln = p["weight_ih"], p.get("bias_ih"), p.get("weight_ln_ih")
-    if torch.is_autocast_enabled("cpu") or x.dim() != 2:
+    if (torch.is_autocast_enabled("cpu") or x.dim() != 2 or x.dtype != w.dtype
+            or 2.0 * x.shape[0] * w.shape[0] * w.shape[1] < PROJECTION_MIN_FLOPS):
         return spec.input_projection(x, p)
-    tracking = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, w, b, ln))
-    y = None
-    if x.dtype == torch.float32 and 2.0 * x.shape[0] * w.shape[0] * w.shape[1] >= onednn_min_flops(PROJECTION_ONEDNN_MIN_FLOPS):
-        bias = None if ln is not None else b
-        try:
-            y = OneDnnLinear.apply(x.contiguous(), w, bias) if tracking else _onednn_linear(x.contiguous(), w, bias)
-        except (AttributeError, RuntimeError):  # a torch build without the prepacked ops
-            y = None
-    if y is None and (tracking or ln is None):
-        return spec.input_projection(x, p)
+    x = x.contiguous()
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, w, b, ln)):
+        return Projection.apply(ext, x, w, b, ln)
     if ln is None:
-        return y
-    if tracking:
-        return torch.nn.functional.layer_norm(y, (y.shape[-1],), ln, b)  # as cells/common.py: project
-    if y is None:
-        y = torch.nn.functional.linear(x, w)
-    if ext is None:
-        return torch.nn.functional.layer_norm(y, (y.shape[-1],), ln, b)  # as cells/common.py: project
+        return _product(ext, x, w, b)
+    y = _product(ext, x, w, None)
     ext.layer_norm_rows_(y, ln, b)
     return y

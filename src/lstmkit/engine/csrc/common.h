@@ -11,6 +11,9 @@
 #include <ATen/core/stack.h>
 
 #include <omp.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include <algorithm>
 #include <cstdlib>
@@ -294,6 +297,25 @@ inline T* ptr(const Tensor& t) {
 template <typename T>
 inline T* ptr(const Tensor& t, int64_t offset) {
   return t.defined() ? t.data_ptr<T>() + offset : nullptr;
+}
+
+// A sequence-sized buffer, (N, width) over all steps. A fresh allocation this large is a fresh
+// mmap, so each call pays one page fault per 4 KiB page it touches: tens of ms at (6400, 2048).
+// Where the kernel hands out transparent huge pages on request (THP "madvise", as on this
+// machine), asking for them makes that one fault per 2 MiB. Small buffers are left alone: they
+// are reused from malloc's heap, and the whole 2 MiB pages inside them would be few anyway.
+constexpr size_t kHugePageBytes = size_t(2) << 20;
+inline Tensor empty_seq(at::IntArrayRef size, const at::TensorOptions& o) {
+  Tensor t = at::empty(size, o);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  const size_t n = t.nbytes();
+  if (n >= 2 * kHugePageBytes) {  // advise the whole huge pages inside [data, data + n)
+    const uintptr_t p = reinterpret_cast<uintptr_t>(t.data_ptr());
+    const uintptr_t a = (p + kHugePageBytes - 1) & ~(kHugePageBytes - 1), e = (p + n) & ~(kHugePageBytes - 1);
+    if (e > a) madvise(reinterpret_cast<void*>(a), e - a, MADV_HUGEPAGE);  // advice only: failure changes nothing
+  }
+#endif
+  return t;
 }
 
 inline Tensor opt(const std::optional<Tensor>& t) {

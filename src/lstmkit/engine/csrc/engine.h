@@ -39,8 +39,16 @@ std::vector<Tensor> rnn_backward(int64_t flags, const Tensor& grad_out, const Te
                                  const OptTensors& saved, const OptTensors& params,
                                  const std::vector<int64_t>& batch_sizes, bool reverse, bool bf16);
 
-// Layer norm of each row of y (N, D) in place, as F.layer_norm(y, (D,), gain, bias) (ln.cpp).
+// The input share outside the loop (ln.cpp), in sequence-sized buffers (common.h: empty_seq).
+// x (N, K) wᵀ (+ bias), as F.linear; w may be a transposed view.
+Tensor seq_linear(const Tensor& x, const Tensor& w, const c10::optional<Tensor>& bias);
+// Layer norm of each row of y (N, D) in place, as F.layer_norm(y, (D,), gain, bias).
 void layer_norm_rows_(Tensor& y, const Tensor& gain, const c10::optional<Tensor>& bias);
+// For training: y becomes x̂ = (y − μ)·ρ in place; returns [α ⊙ x̂ + β, ρ (N)].
+std::vector<Tensor> layer_norm_rows_train_(Tensor& y, const Tensor& gain, const c10::optional<Tensor>& bias);
+// Its backward from ∂L/∂out: [∂L/∂y, ∂L/∂α, ∂L/∂β (undefined without `with_bias`)].
+std::vector<Tensor> layer_norm_rows_backward(const Tensor& grad, const Tensor& xhat, const Tensor& rstd,
+                                             const Tensor& gain, bool with_bias);
 
 // The streaming stepper (stream.cpp): one step of a unidirectional stack for `batch` sequences,
 // weights packed once, state kept between calls. params per layer: weight_ih, bias_ih, weight_hh,

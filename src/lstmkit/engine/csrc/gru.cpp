@@ -55,23 +55,23 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
   using V = Vec<T>;
   const int64_t N = st.N, B = st.B, H = h0.size(1), G = 3 * H;
   const auto o = xw.options();
-  Tensor out = at::empty({N, H}, o), h = h0.contiguous().clone();
+  Tensor out = empty_seq({N, H}, o), h = h0.contiguous().clone();
   Tensor zr = at::empty({B, reset_after ? G : 2 * H}, o);  // this step's recurrent GEMM
   Tensor zn, q;                                            // reset_before: U_n (r⊙h) and r⊙h
   Tensor hp, gates, hn;  // for backward: h_{t-1}, (r, z, n), and (reset_after) U_n h + b_n, per row
   const bool ln = p.lnh.defined();
   TORCH_CHECK(!ln || reset_after, "the engine runs the GRU's layer norm with reset_after only");
-  Tensor zhat = ln && train ? at::empty({N, G}, o) : Tensor(), zrstd = ln && train ? at::empty({N}, o) : Tensor();
+  Tensor zhat = ln && train ? empty_seq({N, G}, o) : Tensor(), zrstd = ln && train ? at::empty({N}, o) : Tensor();
   if (train) {
-    hp = at::empty({N, H}, o);
-    gates = at::empty({N, G}, o);
-    if (reset_after) hn = at::empty({N, H}, o);
+    hp = empty_seq({N, H}, o);
+    gates = empty_seq({N, G}, o);
+    if (reset_after) hn = empty_seq({N, H}, o);
   }
   Tensor qbuf;  // reset_before: this step's r⊙h
   if (!reset_after) {
     zn = at::empty({B, H}, o);
     qbuf = at::empty({B, H}, o);
-    if (train) q = at::empty({N, H}, o);
+    if (train) q = empty_seq({N, H}, o);
   }
   const T *X = ptr<T>(xw), *W = ptr<T>(p.whh), *bias = ptr<T>(p.bhh);
   T *Y = ptr<T>(out), *Hs = ptr<T>(h), *Z = ptr<T>(zr);
@@ -86,7 +86,7 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
   const OneDnn dnn = on_panels(pk) ? OneDnn() : OneDnn(reset_after ? p.whh : p.whh.narrow(0, 0, 2 * H), B, bf16, split);
   const Panels<T> pn = reset_after ? Panels<T>() : Panels<T>(W + 2 * H * H, H, H, true, B, split);  // U_n (r⊙h)
   Tensor hinb = Mask ? at::empty({B, H}, o) : h;                   // what enters U this step
-  Tensor hw = Mask && train ? at::empty({N, H}, o) : Tensor();     // ... per row, for ∂U
+  Tensor hw = Mask && train ? empty_seq({N, H}, o) : Tensor();     // ... per row, for ∂U
   T* Hin = ptr<T>(hinb);
   if constexpr (std::is_same<T, float>::value) {
     const int64_t nt = !batch_first && !Mask && !ZH && !ln && (reset_after || pn.buf.defined())
@@ -184,9 +184,9 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
   const auto o = gates.options();
   Tensor gy = grad_out.contiguous();
   Tensor dh = grad_hn.contiguous().clone();
-  Tensor dx = at::empty({N, G}, o);                          // ∂L/∂xw
-  Tensor dg = reset_after ? at::empty({N, G}, o) : dx;       // ∂L/∂(U h + b): differs from dx in n's block
-  Tensor draw = ln ? at::empty({N, G}, o) : dg;              // layer norm: ∂L/∂(U h), through the normalisation
+  Tensor dx = empty_seq({N, G}, o);                          // ∂L/∂xw
+  Tensor dg = reset_after ? empty_seq({N, G}, o) : dx;       // ∂L/∂(U h + b): differs from dx in n's block
+  Tensor draw = ln ? empty_seq({N, G}, o) : dg;              // layer norm: ∂L/∂(U h), through the normalisation
   Tensor dq = reset_after ? Tensor() : at::empty({B, H}, o);  // reset_before: ∂L/∂(r⊙h)
   const T *W = ptr<T>(p.whh), *GY = ptr<T>(gy), *GS = ptr<T>(gates), *HP = ptr<T>(hp), *AUX = ptr<T>(aux);
   T *DH = ptr<T>(dh), *DX = ptr<T>(dx), *DG = ptr<T>(dg), *DR = ptr<T>(draw);

@@ -61,7 +61,7 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
   const bool ln = p.lnh.defined();
   const bool fgr_ln = fgr && ln;  // W_hh h (normalised) and R a as two products (fgr.h: FgrLnProducts)
   const auto o = xw.options();
-  Tensor out = at::empty({N, P}, o);
+  Tensor out = empty_seq({N, P}, o);
   Tensor h = h0.contiguous().clone(), c = c0.contiguous().clone();  // running state, (B, PW) and (B, H)
   Tensor zr = at::empty({B, GH}, o);                                  // this step's W_hh h_{t-1}
   const bool drop = p.hmask.defined();
@@ -70,20 +70,20 @@ std::vector<Tensor> forward_impl(const Fl& fl, bool fgr, const Steps& st, const 
   Tensor gbuf = (fgr || ln) && !train ? at::empty({B, GH}, o) : Tensor();  // FGR, LN inference: this step's gates
   Tensor zhat, zrstd, cstats;  // layer norm, training: LN(W_hh h) and its 1/σ per row, C's (mean, 1/σ) per row
   if (ln && train) {
-    zhat = at::empty({N, GH}, o);
+    zhat = empty_seq({N, GH}, o);
     zrstd = at::empty({N}, o);
-    cstats = at::empty({N, 2}, o);
+    cstats = empty_seq({N, 2}, o);
   }
   if (train) {
-    hp = at::empty({N, PW}, o);
-    cp = at::empty({N, H}, o);
-    cs = at::empty({N, H}, o);
-    gates = at::empty({N, GH}, o);
+    hp = empty_seq({N, PW}, o);
+    cp = empty_seq({N, H}, o);
+    cs = empty_seq({N, H}, o);
+    gates = empty_seq({N, GH}, o);
   }
   Tensor mbuf;  // LSTMP: this step's m
   if (proj) {
     mbuf = at::empty({B, H}, o);
-    if (train) m = at::empty({N, H}, o);
+    if (train) m = empty_seq({N, H}, o);
   }
   const T *X = ptr<T>(xw), *W = ptr<T>(p.whh), *bias = ptr<T>(p.bhh), *Wr = ptr<T>(p.whr);
   const T *pi = ptr<T>(p.pi), *pf = ptr<T>(p.pf), *po = ptr<T>(p.po), *Mask = ptr<T>(p.hmask);
@@ -196,10 +196,10 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
   const auto o = gates.options();
   Tensor gy = grad_out.contiguous();
   Tensor dh = grad_hn.contiguous().clone(), dc = grad_cn.contiguous().clone();  // ∂L/∂h_t (FGR: [h, a]), ∂L/∂C_t
-  Tensor dz = at::empty({N, GH}, o);                                          // = ∂L/∂xw
+  Tensor dz = empty_seq({N, GH}, o);                                          // = ∂L/∂xw
   Tensor dhall, dm;  // LSTMP: ∂L/∂h per row (for ∂W_hr) and this step's ∂L/∂m
   if (proj) {
-    dhall = at::empty({N, P}, o);
+    dhall = empty_seq({N, P}, o);
     dm = at::empty({B, H}, o);
   }
   const T *W = ptr<T>(p.whh), *Wr = ptr<T>(p.whr), *pi = ptr<T>(p.pi), *pf = ptr<T>(p.pf), *po = ptr<T>(p.po);
@@ -224,8 +224,8 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
   Tensor dyc, draw, lnb;
   Tensor dlnh, dlnc, dlnbc;  // layer norm's gains and shift: summed in backward_split, or after the loop
   if (ln) {
-    dyc = at::empty({N, H}, o);
-    draw = at::empty({N, GH}, o);
+    dyc = empty_seq({N, H}, o);
+    draw = empty_seq({N, GH}, o);
     lnb = at::empty({B, 3 * H + GH}, o);
   }
   int64_t nt = 1;

@@ -13,13 +13,13 @@ std::vector<Tensor> forward_impl(bool relu, const Steps& st, const Tensor& xw, c
   using V = Vec<T>;
   const int64_t N = st.N, B = st.B, H = h0.size(1);
   const auto o = xw.options();
-  Tensor out = at::empty({N, H}, o), h = h0.contiguous().clone(), zr = at::empty({B, H}, o);
-  Tensor hp = train ? at::empty({N, H}, o) : Tensor();  // h_{t-1} (⊙ mask) per row, for ∂U
+  Tensor out = empty_seq({N, H}, o), h = h0.contiguous().clone(), zr = at::empty({B, H}, o);
+  Tensor hp = train ? empty_seq({N, H}, o) : Tensor();  // h_{t-1} (⊙ mask) per row, for ∂U
   Tensor hin = mask.defined() ? at::empty({B, H}, o) : h;  // what enters U: h_{t-1} ⊙ mask with recurrent dropout
   const T* ZH = ptr<T>(zone);  // zoneout of h (N, H): 1 = keep h_{t-1} (eval: the rate)
-  Tensor yt = ZH && train ? at::empty({N, H}, o) : out;  // φ(·) before zoneout, for backward
+  Tensor yt = ZH && train ? empty_seq({N, H}, o) : out;  // φ(·) before zoneout, for backward
   // Layer norm, training: LN(U h) and its 1/σ per row, for backward.
-  Tensor zhat = lnh.defined() && train ? at::empty({N, H}, o) : Tensor();
+  Tensor zhat = lnh.defined() && train ? empty_seq({N, H}, o) : Tensor();
   Tensor zrstd = lnh.defined() && train ? at::empty({N}, o) : Tensor();
   const T *X = ptr<T>(xw), *W = ptr<T>(w), *bias = ptr<T>(b), *AH = ptr<T>(lnh);
   T *Y = ptr<T>(out), *Hs = ptr<T>(h), *Z = ptr<T>(zr), *Hin = ptr<T>(hin);
@@ -81,9 +81,9 @@ std::vector<Tensor> backward_impl(bool relu, const Steps& st, const Tensor& grad
   const int64_t N = st.N, H = hp.size(1);
   const T* ZH = ptr<T>(zone);
   Tensor carry = ZH ? at::empty({st.B, H}, hp.options()) : Tensor();  // zoneout: a ⊙ ∂L/∂h_t, straight to h_{t-1}
-  Tensor gy = grad_out.contiguous(), dh = grad_hn.contiguous().clone(), da = at::empty({N, H}, hp.options());
+  Tensor gy = grad_out.contiguous(), dh = grad_hn.contiguous().clone(), da = empty_seq({N, H}, hp.options());
   // Layer norm: ∂L/∂(U h_{t-1}) per row, through the normalisation (for ∂h_{t-1} and ∂U).
-  Tensor draw = lnh.defined() ? at::empty({N, H}, hp.options()) : da;
+  Tensor draw = lnh.defined() ? empty_seq({N, H}, hp.options()) : da;
   const T *W = ptr<T>(w), *GY = ptr<T>(gy), *Y = ptr<T>(out), *AH = ptr<T>(lnh);
   T *DH = ptr<T>(dh), *DA = ptr<T>(da), *DR = ptr<T>(draw);
   const Split split = batch_splittable<T>(st.B, 1) ? Split::batch : Split::none;  // as forward_impl
