@@ -53,10 +53,12 @@ CONFIGS = [
     ("ln_proj", {"layer_norm": True, "proj_size": 3, "bias": False}),  # LSTM only
     ("rnn_ln", {"layer_norm": True}),  # RNN only
     ("gru_ln", {"layer_norm": True}),  # GRU only (reset_after)
+    ("gru_ln_before", {"layer_norm": True, "reset_after": False, "bidirectional": True}),  # GRU only: two products normalised
     ("rnn_ln_nobias", {"layer_norm": True, "bias": False, "nonlinearity": "relu"}),  # RNN only
 ]
 _ONLY = {"proj": "lstm", "reset_before": "gru", "relu": "rnn", "cifg_nopeep": "lstm", "peep_f_only": "lstm",
-         "ln": "lstm", "ln_proj": "lstm", "rnn_ln": "rnn", "rnn_ln_nobias": "rnn", "gru_ln": "gru"}
+         "ln": "lstm", "ln_proj": "lstm", "rnn_ln": "rnn", "rnn_ln_nobias": "rnn", "gru_ln": "gru",
+         "gru_ln_before": "gru"}
 
 
 def _cases():
@@ -161,7 +163,7 @@ def test_engine_matches_reference(ext, engine_calls, monkeypatch, gen, variant, 
 @pytest.mark.parametrize("variant,cfg", [
     ("lstm", {"bidirectional": True}), ("fgr", {"bidirectional": True, "num_layers": 2}), ("fgr", {"proj_size": 5}),
     ("fgr", {"cifg": True}), ("gru", {}), ("gru", {"reset_after": False}), ("rnn", {}), ("rnn", {"layer_norm": True}),
-    ("gru", {"layer_norm": True}),
+    ("gru", {"layer_norm": True}), ("gru", {"layer_norm": True, "reset_after": False}),
 ])
 def test_onednn_step_products_match_reference(ext, engine_calls, monkeypatch, gen, variant, cfg):
     """Every per-step product on oneDNN (forced at every size): FGR's runs as two products without
@@ -189,7 +191,8 @@ def test_onednn_step_products_match_reference(ext, engine_calls, monkeypatch, ge
     ("lstm", {"layer_norm": True, "proj_size": 2}), ("noaf", {"layer_norm": True}), ("nog", {"layer_norm": True}),
     ("cifg", {"layer_norm": True, "bias": False}),
     ("gru", {"bidirectional": True}), ("gru", {"reset_after": False, "bias": False}), ("gru", {"layer_norm": True}),
-    ("gru", {"layer_norm": True, "bias": False}),
+    ("gru", {"layer_norm": True, "bias": False}), ("gru", {"layer_norm": True, "reset_after": False}),
+    ("gru", {"layer_norm": True, "reset_after": False, "bias": False, "bidirectional": True}),
     ("rnn", {"num_layers": 2}), ("rnn", {"nonlinearity": "relu"}), ("rnn", {"layer_norm": True, "bidirectional": True}),
 ])
 def test_gradcheck_through_engine(ext, engine_calls, monkeypatch, gen, variant, cfg):
@@ -301,7 +304,7 @@ def test_fgr_gate_state_with_unit_split_threads(ext, gen, reverse):
 
 
 @pytest.mark.parametrize("variant,kwargs,why", [
-    ("gru", {"layer_norm": True, "reset_after": False}, "layer norm with reset_after=False"),
+    ("mut1", {}, "MUT1 (reference_only)"),
     ("lstm", {"return_internals": True}, "return_internals"),
 ])
 def test_uncovered_options_use_the_reference(ext, engine_calls, monkeypatch, variant, kwargs, why):

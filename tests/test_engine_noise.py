@@ -57,7 +57,7 @@ def _both_paths(m, x, hx, lengths, weight, monkeypatch, engine_calls, seed, dire
 DROPOUT_CASES = [("lstm", {}), ("peephole", {"proj_size": 3}), ("cifg", {}), ("nog", {}), ("lstm", {"layer_norm": True}),
                  ("gru", {}), ("gru", {"reset_after": False}), ("rnn", {}), ("rnn", {"nonlinearity": "relu"}),
                  ("fgr", {}), ("fgr", {"proj_size": 3}), ("fgr", {"layer_norm": True}), ("rnn", {"layer_norm": True}),
-                 ("gru", {"layer_norm": True})]
+                 ("gru", {"layer_norm": True}), ("gru", {"layer_norm": True, "reset_after": False})]
 
 
 @pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
@@ -80,7 +80,8 @@ ZONEOUT_CASES = [("lstm", {"zoneout": 0.3}), ("peephole", {"zoneout": (0.2, 0.5)
                  ("peephole", {"zoneout": (0.2, 0.4), "layer_norm": True, "proj_size": 3}),
                  ("fgr", {"zoneout": (0.3, 0.2)}), ("fgr", {"zoneout": 0.3, "proj_size": 3, "recurrent_dropout": 0.2}),
                  ("fgr", {"zoneout": 0.3, "layer_norm": True}), ("rnn", {"zoneout": 0.3, "layer_norm": True}),
-                 ("gru", {"zoneout": 0.3, "layer_norm": True, "recurrent_dropout": 0.2})]
+                 ("gru", {"zoneout": 0.3, "layer_norm": True, "recurrent_dropout": 0.2}),
+                 ("gru", {"zoneout": 0.3, "layer_norm": True, "reset_after": False, "recurrent_dropout": 0.2})]
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
@@ -106,6 +107,7 @@ MASKED_GRADCHECK_CASES = [
     ("fgr", {"layer_norm": True, "zoneout": 0.3, "recurrent_dropout": 0.5}),
     ("rnn", {"layer_norm": True, "zoneout": 0.3, "recurrent_dropout": 0.5}),
     ("gru", {"layer_norm": True, "zoneout": 0.3, "recurrent_dropout": 0.5}),
+    ("gru", {"layer_norm": True, "reset_after": False, "zoneout": 0.3, "recurrent_dropout": 0.5}),
 ]
 
 
@@ -130,7 +132,8 @@ def test_gradcheck_with_masks_through_engine(ext, engine_calls, monkeypatch, gen
 
 @pytest.mark.parametrize("variant,dropout,extra", [(v, d, {}) for v in ("lstm", "peephole", "cifg", "nog", "gru")
                                                    for d in (0.0, 0.3)]
-                         + [("fgr", 0.0, {}), ("fgr", 0.3, {}), ("gru", 0.0, {"reset_after": False, "hidden_size": 192}), ("lstm", 0.3, {"layer_norm": True}), ("noaf", 0.0, {"layer_norm": True}),
+                         + [("fgr", 0.0, {}), ("fgr", 0.3, {}), ("gru", 0.0, {"reset_after": False, "hidden_size": 192}),
+                            ("gru", 0.0, {"reset_after": False, "layer_norm": True, "hidden_size": 192}), ("lstm", 0.3, {"layer_norm": True}), ("noaf", 0.0, {"layer_norm": True}),
                             ("nog", 0.0, {"layer_norm": True})])
 @pytest.mark.parametrize("B", [12, 36], ids=["units", "batch"])
 def test_unit_split_threads_match_reference(ext, two_threads, engine_calls, monkeypatch, gen, variant, dropout, extra,

@@ -10,10 +10,9 @@ pre-activation gradients per step and the weight gradients as GEMMs over all ste
 Covered: every registered LSTM variant, with peepholes, coupling, Greff's ablations (``fgr``
 included: see ``function.fgr_weight``) and ``proj_size``; GRU (both reset modes); RNN (tanh,
 relu); float32 and float64; variable lengths, stacked and bidirectional; recurrent dropout and
-zoneout; the LSTM's layer norm (with ``fgr`` too: csrc/fgr.h, FgrLnProducts), the RNN's and the GRU's (reset_after); bfloat16 under
+zoneout; layer norm in every family (the LSTM's with ``fgr`` too: csrc/fgr.h, FgrLnProducts; both GRU forms); bfloat16 under
 ``torch.autocast("cpu")`` with the input projection in bf16 and the recurrence in float32 (see
-``function.run``). The reference loop keeps Cho's GRU (reset_after=False) with layer norm, MUT1-3, depth-gated
-layers, ``return_internals`` and other dtypes/devices.
+``function.run``). The reference loop keeps MUT1-3, depth-gated layers, ``return_internals`` and other dtypes/devices.
 
 Large float32 products go to oneDNN (AVX-512 here, ~2.5x MKL's AVX2 sgemm on this AMD CPU)
 through ATen's prepacked ``mkldnn::_linear_pointwise``: the per-step recurrent product from

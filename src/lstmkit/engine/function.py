@@ -46,15 +46,12 @@ _IG, _FG, _OG, _CPL, _IACT, _OACT, _FGR = 1, 2, 4, 8, 16, 32, 64
 def supports(spec) -> bool:
     """Whether the engine computes this spec (the rest runs on the reference loop).
 
-    Specs marked ``reference_only`` (MUT1-3), depth-gated LSTM layers and Cho's GRU
-    (reset_after=False) with layer norm have no kernel here. Every family here runs with recurrent dropout and zoneout
-    (``supports_*`` above).
+    Specs marked ``reference_only`` (MUT1-3) and depth-gated LSTM layers have no kernel here.
+    Every family here runs with recurrent dropout and zoneout (``supports_*`` above).
     """
     if getattr(spec, "reference_only", False) or getattr(spec, "depth_gate", False):
         return False
-    if spec.family == "lstm":
-        return True
-    return spec.family == "rnn" or (spec.family == "gru" and (spec.reset_after or not spec.layer_norm))
+    return spec.family in ("lstm", "gru", "rnn")
 
 
 def supports_streaming(spec) -> bool:

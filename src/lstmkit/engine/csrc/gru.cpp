@@ -4,8 +4,9 @@
 //   n = tanh(x_n + r⊙(U_n h + b_n))     reset_after (torch.nn.GRU): one GEMM per step
 //   n = tanh(x_n + U_n (r⊙h) + b_n)     Cho et al.'s original: a second GEMM on r⊙h per step
 //
-// Layer norm (Ba et al. 2016; reset_after only here): U h is replaced by α ⊙ LN(U h) over its 3H
-// columns before b is added (cells/gru.py), one transform of the step's product (ln_product).
+// Layer norm (Ba et al. 2016; cells/gru.py): each recurrent product is replaced by α ⊙ LN(·)
+// before its bias is added (ln_product): U h over its 3H columns (reset_after); U_rz h over 2H
+// and U_n (r⊙h) over H, normalised apart (reset_before). ρ is kept per row and product.
 #include "engine.h"
 #include "gru_split.h"
 #include "ln.h"
@@ -29,22 +30,32 @@ struct Params {
   }
 };
 
-// Layer norm of n rows of the step's product: z (ld G) -> out = α ⊙ (z − μ)·ρ; when training, the
-// rows' (z − μ)·ρ into zhat (rows of G) and ρ into rstd.
+// Layer norm of n rows of a step's product, w columns each: z (ld ldz) -> out (ld ldz; may be z) =
+// α ⊙ (z − μ)·ρ; when training, the rows' (z − μ)·ρ into zhat (ld G) and ρ into rstd (every rs-th).
 template <typename T>
-void ln_product(int64_t n, int64_t G, const T* z, const T* alpha, T* out, T* zhat, T* rstd) {
+void ln_product(int64_t n, int64_t w, const T* z, int64_t ldz, const T* alpha, T* out, T* zhat, int64_t G, T* rstd,
+                int64_t rs) {
   using V = Vec<T>;
-  for_rows(n, G, [&](int64_t r) {
-    const auto [mu, m2] = moments(z + r * G, 1, 0, 0, G);
-    const T rs = ln_rstd<T>(m2, G);
-    if (rstd) rstd[r] = rs;
-    const V vmu(mu), vrs(rs);
-    for_cols<T>(G, [&](int64_t j, int64_t k) {
-      const V zz = (V::loadu(z + r * G + j, k) - vmu) * vrs;
+  for_rows(n, w, [&](int64_t r) {
+    const T* zr = z + r * ldz;
+    const auto [mu, m2] = moments(zr, 1, 0, 0, w);
+    const T rho = ln_rstd<T>(m2, w);
+    if (rstd) rstd[r * rs] = rho;
+    const V vmu(mu), vrs(rho);
+    for_cols<T>(w, [&](int64_t j, int64_t k) {
+      const V zz = (V::loadu(zr + j, k) - vmu) * vrs;
       if (zhat) zz.store(zhat + r * G + j, k);
-      (zz * V::loadu(alpha + j, k)).store(out + r * G + j, k);
+      (zz * V::loadu(alpha + j, k)).store(out + r * ldz + j, k);
     });
   });
+}
+
+// Back through z = α ⊙ LN(raw) on one row of w columns: dr = ∂L/∂raw from dz = ∂L/∂z.
+template <typename T>
+void ln_product_backward(const T* dz, const T* alpha, const T* zhat, T rstd, int64_t w, T* dr) {
+  using V = Vec<T>;
+  for_cols<T>(w, [&](int64_t j, int64_t k) { (V::loadu(dz + j, k) * V::loadu(alpha + j, k)).store(dr + j, k); });
+  ln_row_backward(dr, zhat, rstd, w, dr, false);
 }
 
 using namespace gru;
@@ -60,8 +71,8 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
   Tensor zn, q;                                            // reset_before: U_n (r⊙h) and r⊙h
   Tensor hp, gates, hn;  // for backward: h_{t-1}, (r, z, n), and (reset_after) U_n h + b_n, per row
   const bool ln = p.lnh.defined();
-  TORCH_CHECK(!ln || reset_after, "the engine runs the GRU's layer norm with reset_after only");
-  Tensor zhat = ln && train ? empty_seq({N, G}, o) : Tensor(), zrstd = ln && train ? at::empty({N}, o) : Tensor();
+  const int64_t nrs = reset_after ? 1 : 2;  // layer norm's ρ per row: one per normalised product
+  Tensor zhat = ln && train ? empty_seq({N, G}, o) : Tensor(), zrstd = ln && train ? at::empty({N, nrs}, o) : Tensor();
   if (train) {
     hp = empty_seq({N, H}, o);
     gates = empty_seq({N, G}, o);
@@ -119,9 +130,9 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
       }
       const T* hin = Hs_;  // h_{t-1}, for the interpolation; Hin is what enters U
       const T* Zs = step_gemm<T>(dnn, pk, zkeep, hinb, b0, n, Z_);  // what enters U, times Uᵀ (U_rz for reset_before)
-      if (ln) {  // α ⊙ LN(U h), into Z_ (which may already hold the product)
-        ln_product<T>(n, G, Zs, ptr<T>(p.lnh), Z_, train ? ptr<T>(zhat, r0 * G) : nullptr,
-                      train ? ptr<T>(zrstd) + r0 : nullptr);
+      if (ln) {  // α ⊙ LN(U h) (U_rz h for reset_before), into Z_ (which may already hold the product)
+        ln_product<T>(n, ldz, Zs, ldz, ptr<T>(p.lnh), Z_, train ? ptr<T>(zhat, r0 * G) : nullptr, G,
+                      train ? ptr<T>(zrstd, r0 * nrs) : nullptr, nrs);
         Zs = Z_;
       }
       if (reset_after) {
@@ -146,6 +157,9 @@ std::vector<Tensor> forward_impl(bool reset_after, const Steps& st, const Tensor
         });
         T* ZN = ZNb + b0 * H;
         pn.mm(n, Q, H, ZN, H);  // U_n (r⊙h)
+        if (ln)
+          ln_product<T>(n, H, ZN, H, ptr<T>(p.lnh) + 2 * H, ZN, train ? ptr<T>(zhat, r0 * G + 2 * H) : nullptr, G,
+                        train ? ptr<T>(zrstd, r0 * nrs + 1) : nullptr, nrs);
         if (train) copy_rows(ptr<T>(q, r0 * H), Q, n, H);
         for_rows(n, H, [&](int64_t r) {
           const T *x = X + (r0 + r) * G, *hprev = hin + r * H;
@@ -178,7 +192,7 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
   using V = Vec<T>;
   const Tensor &hp = saved[0], &gates = saved[1], &aux = saved[2];  // aux: hn (reset_after) or q = r⊙h
   const Tensor& hin = saved[3].defined() ? saved[3] : hp;  // what entered U: h_{t-1} (⊙ the dropout mask)
-  const Tensor &zhat = saved[4], &zrstd = saved[5];          // layer norm: LN(U h) and its 1/σ per row
+  const Tensor &zhat = saved[4], &zrstd = saved[5];  // layer norm: LN(U h) and its 1/σ per row and product
   const bool ln = p.lnh.defined();
   const int64_t N = st.N, B = st.B, H = hp.size(1), G = 3 * H;
   const auto o = gates.options();
@@ -224,11 +238,8 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
           const int64_t row = r0 + r;
           bwd_after_cols<T>(H, 0, H, GYp + row * H, DH_ + r * H, GS + row * G, HP + row * H, AUX + row * H,
                             DX + row * G, DG + row * G);
-          if (ln) {  // back through α ⊙ LN(U h)
-            const T* a = ptr<T>(p.lnh);
-            for (int64_t j = 0; j < G; ++j) DR[row * G + j] = DG[row * G + j] * a[j];
-            ln_row_backward(DR + row * G, ptr<T>(zhat, row * G), ptr<T>(zrstd)[row], G, DR + row * G, false);
-          }
+          if (ln)  // back through α ⊙ LN(U h)
+            ln_product_backward(DG + row * G, ptr<T>(p.lnh), ptr<T>(zhat, row * G), ptr<T>(zrstd)[row], G, DR + row * G);
         });
       } else {
         for_rows(n, G, [&](int64_t r) {  // reset_before: z and n here, r after U_n's product below
@@ -254,7 +265,13 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
         pb.mm(n, DR + r0 * G, G, DH_, H, true);  // + (dr, dz, dn⊙r) U (through LN's backward if any)
       } else {
         T* DQ = Dq + b0 * H;
-        pbn.mm(n, DX + r0 * G + 2 * H, G, DQ, H);  // ∂L/∂(r⊙h) = dn U_n
+        if (ln)  // back through α_n ⊙ LN(U_n (r⊙h))
+          for_rows(n, H, [&](int64_t r) {
+            const int64_t row = r0 + r;
+            ln_product_backward(DX + row * G + 2 * H, ptr<T>(p.lnh) + 2 * H, ptr<T>(zhat, row * G + 2 * H),
+                                ptr<T>(zrstd)[2 * row + 1], H, DR + row * G + 2 * H);
+          });
+        pbn.mm(n, DR + r0 * G + 2 * H, G, DQ, H);  // ∂L/∂(r⊙h) = dn U_n (dn through LN's backward if any)
         T* DHIN = Mask ? dhin_ : DH_;  // gradient of what entered U: into DH directly, or masked
         for_rows(n, H, [&](int64_t r) {
           const int64_t row = r0 + r;
@@ -265,7 +282,13 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
             (Mask ? dqv * rr : V::loadu(DH_ + r * H + j, k) + dqv * rr).store(DHIN + r * H + j, k);
           });
         });
-        pb.mm(n, DX + r0 * G, G, DHIN, H, true);  // + (dr, dz) U_rz
+        if (ln)  // back through α_rz ⊙ LN(U_rz h)
+          for_rows(n, 2 * H, [&](int64_t r) {
+            const int64_t row = r0 + r;
+            ln_product_backward(DX + row * G, ptr<T>(p.lnh), ptr<T>(zhat, row * G), ptr<T>(zrstd)[2 * row], 2 * H,
+                                DR + row * G);
+          });
+        pb.mm(n, DR + r0 * G, G, DHIN, H, true);  // + (dr, dz) U_rz (through LN's backward if any)
         if (Mask) {
           mask_rows(DHIN, DHIN, Mask_, n, H);
           add_rows(DH_, DHIN, n, H);
@@ -282,7 +305,7 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
   if (reset_after) {
     dw = weight_grad(draw, hin, bf16);
   } else {
-    dw = at::cat({weight_grad(dx.narrow(1, 0, 2 * H), hin, bf16), weight_grad(dx.narrow(1, 2 * H, H), aux, bf16)});
+    dw = at::cat({weight_grad(draw.narrow(1, 0, 2 * H), hin, bf16), weight_grad(draw.narrow(1, 2 * H, H), aux, bf16)});
   }
   if (p.bhh.defined()) db = dg.sum(0);
   Tensor dln = ln ? col_sum<T>(DG, ptr<T>(zhat), nullptr, N, G, o) : Tensor();  // Σ dg ⊙ LN(U h)
