@@ -80,18 +80,41 @@ std::vector<Tensor> layer_norm_rows_backward(const Tensor& grad, const Tensor& x
   AT_DISPATCH_FLOATING_TYPES(xhat.scalar_type(), "layer_norm_rows_backward", [&] {
     using T = scalar_t;
     using V = Vec<T>;
-    const int64_t N = xhat.size(0), D = xhat.size(1);
+    constexpr int64_t kChunk = 256;  // rows summed in T before they go into the thread's double sums
+    const int64_t N = xhat.size(0), D = xhat.size(1), nt = at::get_num_threads();
     const T *GY = gy.data_ptr<T>(), *X = xhat.data_ptr<T>(), *R = rstd.data_ptr<T>(), *G = g.data_ptr<T>();
     T* DY = dy.data_ptr<T>();
-    at::parallel_for(0, N, 16, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {  // ∂L/∂x̂ = α ⊙ ∂L/∂out, then back through the normalisation
-        T* d = DY + r * D;
-        for_cols<T>(D, [&](int64_t j, int64_t k) { (V::loadu(GY + r * D + j, k) * V::loadu(G + j, k)).store(d + j, k); });
-        ln_row_backward(d, X + r * D, R[r], D, d, false);
+    // ∂α = Σ ∂L/∂out ⊙ x̂ and ∂β = Σ ∂L/∂out, summed in the same pass over the rows (two passes
+    // fewer over (N, D) than col_sum twice: this is memory-bound).
+    std::vector<double> sums(nt * 2 * D, 0.0);
+    at::parallel_for(0, (N + kChunk - 1) / kChunk, 1, [&](int64_t c0, int64_t c1) {
+      double* mine = sums.data() + at::get_thread_num() * 2 * D;
+      std::vector<T> part(2 * D);
+      T *pg = part.data(), *pb = part.data() + D;
+      for (int64_t c = c0; c < c1; ++c) {
+        std::fill(part.begin(), part.end(), T(0));
+        for (int64_t r = c * kChunk; r < std::min(N, (c + 1) * kChunk); ++r) {
+          const T *gr = GY + r * D, *xr = X + r * D;
+          T* d = DY + r * D;
+          for_cols<T>(D, [&](int64_t j, int64_t k) {  // ∂L/∂x̂ = α ⊙ ∂L/∂out, and the column sums
+            const V gv = V::loadu(gr + j, k);
+            (gv * V::loadu(G + j, k)).store(d + j, k);
+            (V::loadu(pg + j, k) + gv * V::loadu(xr + j, k)).store(pg + j, k);
+            (V::loadu(pb + j, k) + gv).store(pb + j, k);
+          });
+          ln_row_backward(d, xr, R[r], D, d, false);  // back through the normalisation
+        }
+        for (int64_t j = 0; j < 2 * D; ++j) mine[j] += part[j];
       }
     });
-    dgain = col_sum<T>(GY, X, nullptr, N, D, xhat.options());  // Σ ∂L/∂out ⊙ x̂
-    if (with_bias) dbias = col_sum<T>(GY, nullptr, nullptr, N, D, xhat.options());
+    dgain = at::empty({D}, xhat.options());
+    if (with_bias) dbias = at::empty({D}, xhat.options());
+    for (int64_t j = 0; j < D; ++j) {
+      double a = 0, b = 0;
+      for (int64_t t = 0; t < nt; ++t) a += sums[t * 2 * D + j], b += sums[t * 2 * D + D + j];
+      dgain.data_ptr<T>()[j] = T(a);
+      if (with_bias) dbias.data_ptr<T>()[j] = T(b);
+    }
   });
   return {dy, dgain, dbias};
 }
