@@ -1,4 +1,4 @@
-"""The engine's input share outside the time loop (csrc/ln.cpp, engine/__init__.py), against torch's own ops.
+"""The engine's input share outside the time loop (csrc/input_share.cpp, engine/__init__.py), against torch's own ops.
 
 ``seq_linear`` is F.linear into a sequence-sized (huge-page) buffer; ``layer_norm_rows_`` normalises
 the input share in place in inference; ``layer_norm_rows_train_`` and ``layer_norm_rows_backward``

@@ -163,7 +163,7 @@ class Projection(torch.autograd.Function):
     """The input share for training, ``x Wᵀ + b`` or ``LN(x Wᵀ; α) + b`` (as ``cells.common.project``).
 
     The products go to ``_product`` (∂x = ∂y W too; ∂W = ∂yᵀ x on MKL: oneDNN measured slower for that
-    form, docs/performance.md). Layer norm runs in C++ (csrc/ln.cpp): forward overwrites the product
+    form, docs/performance.md). Layer norm runs in C++ (csrc/input_share.cpp): forward overwrites the product
     with x̂ and keeps it with ρ per row for backward, which computes ∂y, ∂α and ∂β in one pass and
     two column sums. Its buffers are sequence-sized ones (huge pages where the kernel offers them),
     where ``F.layer_norm`` under autograd allocated a fresh output and a fresh gradient.

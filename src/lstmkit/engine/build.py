@@ -49,7 +49,7 @@ def cflags() -> list[str]:
     # -fopenmp: at::parallel_for's OpenMP pragmas are compiled into this module; the runtime it
     # links (libgomp.so.1) is the one torch has already loaded.
     # -falign-*=64: functions and loop heads on cache-line boundaries, so the hot loops sit the same
-    # way whatever the linker does with the rest. Without it, a change to gru.cpp and ln.cpp alone
+    # way whatever the linker does with the rest. Without it, a change to gru.cpp and input_share.cpp alone
     # (lstm.o bit-identical) made lstm inference's loop 12-18 % slower at (100,32,256) and
     # (500,16,128) (template code shifted by 16 bytes); with it, both layouts ran as the fast one.
     return ["-O3", "-fopenmp", "-std=c++17", "-falign-functions=64", "-falign-loops=64",

@@ -39,7 +39,7 @@ std::vector<Tensor> rnn_backward(int64_t flags, const Tensor& grad_out, const Te
                                  const OptTensors& saved, const OptTensors& params,
                                  const std::vector<int64_t>& batch_sizes, bool reverse, bool bf16);
 
-// The input share outside the loop (ln.cpp), in sequence-sized buffers (common.h: empty_seq).
+// The input share outside the loop (input_share.cpp), in sequence-sized buffers (common.h: empty_seq).
 // x (N, K) wᵀ (+ bias), as F.linear; w may be a transposed view.
 Tensor seq_linear(const Tensor& x, const Tensor& w, const c10::optional<Tensor>& bias);
 // Layer norm of each row of y (N, D) in place, as F.layer_norm(y, (D,), gain, bias).
