@@ -137,8 +137,9 @@ def onednn_projection() -> bool:
 
     On an AVX-512 CPU oneDNN runs AVX-512 code where MKL runs AVX2 on these AMD processors: about
     2.5x apart at large shapes. On an AVX2-only CPU both run AVX2, and MKL writing into huge pages
-    (``seq_linear``) won: 145-147 against oneDNN's 147-174 ms at 6400 x 512 -> 2048, whose fresh
-    output costs ~30 ms of page faults (2026-12-07). ``LSTMKIT_ONEDNN=0`` keeps MKL.
+    (``seq_linear``) won or tied: 115-123 against oneDNN's 135-137 ms at 6400 x 512 -> 2048 in
+    inference, whose fresh output costs ~30 ms of page faults, and 206-227 against 229-239 ms in
+    training (2026-12-07; docs/performance.md). ``LSTMKIT_ONEDNN=0`` keeps MKL.
     """
     return os.environ.get("LSTMKIT_ONEDNN") != "0" and torch.backends.cpu.get_cpu_capability().startswith("AVX512")
 
@@ -164,8 +165,8 @@ class Projection(torch.autograd.Function):
 
     The products go to ``_product`` (∂x = ∂y W too; ∂W = ∂yᵀ x on MKL: oneDNN measured slower for that
     form, docs/performance.md). Layer norm runs in C++ (csrc/input_share.cpp): forward overwrites the product
-    with x̂ and keeps it with ρ per row for backward, which computes ∂y, ∂α and ∂β in one pass and
-    two column sums. Its buffers are sequence-sized ones (huge pages where the kernel offers them),
+    with x̂ and keeps it with ρ per row for backward, which computes ∂y, ∂α and ∂β in one pass over
+    the rows. Its buffers are sequence-sized ones (huge pages where the kernel offers them),
     where ``F.layer_norm`` under autograd allocated a fresh output and a fresh gradient.
     """
 
