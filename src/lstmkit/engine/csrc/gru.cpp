@@ -35,27 +35,10 @@ struct Params {
 template <typename T>
 void ln_product(int64_t n, int64_t w, const T* z, int64_t ldz, const T* alpha, T* out, T* zhat, int64_t G, T* rstd,
                 int64_t rs) {
-  using V = Vec<T>;
   for_rows(n, w, [&](int64_t r) {
-    const T* zr = z + r * ldz;
-    const auto [mu, m2] = moments(zr, 1, 0, 0, w);
-    const T rho = ln_rstd<T>(m2, w);
+    const T rho = ln_row<T>(z + r * ldz, w, alpha, nullptr, out + r * ldz, zhat ? zhat + r * G : nullptr);
     if (rstd) rstd[r * rs] = rho;
-    const V vmu(mu), vrs(rho);
-    for_cols<T>(w, [&](int64_t j, int64_t k) {
-      const V zz = (V::loadu(zr + j, k) - vmu) * vrs;
-      if (zhat) zz.store(zhat + r * G + j, k);
-      (zz * V::loadu(alpha + j, k)).store(out + r * ldz + j, k);
-    });
   });
-}
-
-// Back through z = α ⊙ LN(raw) on one row of w columns: dr = ∂L/∂raw from dz = ∂L/∂z.
-template <typename T>
-void ln_product_backward(const T* dz, const T* alpha, const T* zhat, T rstd, int64_t w, T* dr) {
-  using V = Vec<T>;
-  for_cols<T>(w, [&](int64_t j, int64_t k) { (V::loadu(dz + j, k) * V::loadu(alpha + j, k)).store(dr + j, k); });
-  ln_row_backward(dr, zhat, rstd, w, dr, false);
 }
 
 using namespace gru;
@@ -239,7 +222,7 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
           bwd_after_cols<T>(H, 0, H, GYp + row * H, DH_ + r * H, GS + row * G, HP + row * H, AUX + row * H,
                             DX + row * G, DG + row * G);
           if (ln)  // back through α ⊙ LN(U h)
-            ln_product_backward(DG + row * G, ptr<T>(p.lnh), ptr<T>(zhat, row * G), ptr<T>(zrstd)[row], G, DR + row * G);
+            ln_gain_row_backward(DG + row * G, ptr<T>(p.lnh), ptr<T>(zhat, row * G), ptr<T>(zrstd)[row], G, DR + row * G);
         });
       } else {
         for_rows(n, G, [&](int64_t r) {  // reset_before: z and n here, r after U_n's product below
@@ -268,7 +251,7 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
         if (ln)  // back through α_n ⊙ LN(U_n (r⊙h))
           for_rows(n, H, [&](int64_t r) {
             const int64_t row = r0 + r;
-            ln_product_backward(DX + row * G + 2 * H, ptr<T>(p.lnh) + 2 * H, ptr<T>(zhat, row * G + 2 * H),
+            ln_gain_row_backward(DX + row * G + 2 * H, ptr<T>(p.lnh) + 2 * H, ptr<T>(zhat, row * G + 2 * H),
                                 ptr<T>(zrstd)[2 * row + 1], H, DR + row * G + 2 * H);
           });
         pbn.mm(n, DR + r0 * G + 2 * H, G, DQ, H);  // ∂L/∂(r⊙h) = dn U_n (dn through LN's backward if any)
@@ -285,7 +268,7 @@ std::vector<Tensor> backward_impl(bool reset_after, const Steps& st, const Tenso
         if (ln)  // back through α_rz ⊙ LN(U_rz h)
           for_rows(n, 2 * H, [&](int64_t r) {
             const int64_t row = r0 + r;
-            ln_product_backward(DX + row * G, ptr<T>(p.lnh), ptr<T>(zhat, row * G), ptr<T>(zrstd)[2 * row], 2 * H,
+            ln_gain_row_backward(DX + row * G, ptr<T>(p.lnh), ptr<T>(zhat, row * G), ptr<T>(zrstd)[2 * row], 2 * H,
                                 DR + row * G);
           });
         pb.mm(n, DR + r0 * G, G, DHIN, H, true);  // + (dr, dz) U_rz (through LN's backward if any)

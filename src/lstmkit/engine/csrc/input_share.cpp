@@ -22,24 +22,6 @@ void check_gain(const Tensor& y, const Tensor& gain, const char* who) {
   TORCH_CHECK(y.dim() == 2 && y.is_contiguous(), who, " expects a contiguous (N, D) tensor");
   TORCH_CHECK(gain.numel() == y.size(1), who, ": the gain has ", gain.numel(), " entries, rows have ", y.size(1));
 }
-
-// Row r of y normalised (x̂ = (y − μ)·ρ); `xhat` gets x̂ (may be y itself), `out` α ⊙ x̂ + β (may
-// be y too); returns ρ.
-template <typename T>
-T norm_row(const T* y, T* xhat, T* out, const T* G, const T* Bs, int64_t D) {
-  using V = Vec<T>;
-  const auto [mu, m2] = moments(y, 1, 0, 0, D);
-  const T rs = ln_rstd<T>(m2, D);
-  const V vmu(mu), vrs(rs);
-  for_cols<T>(D, [&](int64_t j, int64_t k) {
-    const V xh = (V::loadu(y + j, k) - vmu) * vrs;
-    if (xhat) xh.store(xhat + j, k);
-    V v = xh * V::loadu(G + j, k);
-    if (Bs) v = v + V::loadu(Bs + j, k);
-    v.store(out + j, k);
-  });
-  return rs;
-}
 }  // namespace
 
 void layer_norm_rows_(Tensor& y, const Tensor& gain, const c10::optional<Tensor>& bias) {
@@ -50,7 +32,7 @@ void layer_norm_rows_(Tensor& y, const Tensor& gain, const c10::optional<Tensor>
     const int64_t D = y.size(1);
     T* Y = y.data_ptr<T>();
     at::parallel_for(0, y.size(0), 16, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) norm_row<T>(Y + r * D, nullptr, Y + r * D, ptr<T>(g), ptr<T>(b), D);
+      for (int64_t r = r0; r < r1; ++r) ln_row<T>(Y + r * D, D, ptr<T>(g), ptr<T>(b), Y + r * D, nullptr);
     });
   });
 }
@@ -64,7 +46,7 @@ std::vector<Tensor> layer_norm_rows_train_(Tensor& y, const Tensor& gain, const 
     const int64_t D = y.size(1);
     T *Y = y.data_ptr<T>(), *O = out.data_ptr<T>(), *R = rstd.data_ptr<T>();
     at::parallel_for(0, y.size(0), 16, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) R[r] = norm_row<T>(Y + r * D, Y + r * D, O + r * D, ptr<T>(g), ptr<T>(b), D);
+      for (int64_t r = r0; r < r1; ++r) R[r] = ln_row<T>(Y + r * D, D, ptr<T>(g), ptr<T>(b), O + r * D, Y + r * D);
     });
   });
   return {out, rstd};

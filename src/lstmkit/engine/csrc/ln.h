@@ -70,6 +70,24 @@ inline void ln_apply(const T* g, const T* xhat, T rstd, T m1, T m2, int64_t j0, 
   });
 }
 
+// One row of n columns normalised: x̂ = (x − μ)·ρ into xhat (if given), α ⊙ x̂ (+ β, if given)
+// into y (which may be x); returns ρ.
+template <typename T>
+inline T ln_row(const T* x, int64_t n, const T* alpha, const T* beta, T* y, T* xhat) {
+  using V = Vec<T>;
+  const auto [mu, m2] = moments(x, 1, 0, 0, n);
+  const T rho = ln_rstd<T>(m2, n);
+  const V vmu(mu), vrs(rho);
+  for_cols<T>(n, [&](int64_t j, int64_t k) {
+    const V xh = (V::loadu(x + j, k) - vmu) * vrs;
+    if (xhat) xh.store(xhat + j, k);
+    V v = xh * V::loadu(alpha + j, k);
+    if (beta) v = v + V::loadu(beta + j, k);
+    v.store(y + j, k);
+  });
+  return rho;
+}
+
 // Backward of xhat = LN(x) with g = ∂L/∂xhat: ∂L/∂x = rstd (g − mean(g) − xhat · mean(g ⊙ xhat)),
 // added to dx when `acc`, else written.
 template <typename T>
@@ -78,6 +96,14 @@ inline void ln_row_backward(const T* g, const T* xhat, T rstd, int64_t n, T* dx,
   const T m1 = row_sum<T>(n, [&](int64_t j, int64_t k) { return V::loadu(g + j, k); }) / T(n);
   const T m2 = row_sum<T>(n, [&](int64_t j, int64_t k) { return V::loadu(g + j, k) * V::loadu(xhat + j, k); }) / T(n);
   ln_apply(g, xhat, rstd, m1, m2, 0, n, dx, acc);
+}
+
+// Back through y = α ⊙ LN(x) (+ β) on one row of n columns: dx = ∂L/∂x from dy = ∂L/∂y.
+template <typename T>
+inline void ln_gain_row_backward(const T* dy, const T* alpha, const T* xhat, T rstd, int64_t n, T* dx) {
+  using V = Vec<T>;
+  for_cols<T>(n, [&](int64_t j, int64_t k) { (V::loadu(dy + j, k) * V::loadu(alpha + j, k)).store(dx + j, k); });
+  ln_row_backward(dx, xhat, rstd, n, dx, false);
 }
 
 // Threads that split a row's columns meet to normalise it: each puts what its columns contribute

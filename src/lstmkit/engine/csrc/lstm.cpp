@@ -226,7 +226,7 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
   if (ln) {
     dyc = empty_seq({N, H}, o);
     draw = empty_seq({N, GH}, o);
-    lnb = at::empty({B, 3 * H + GH}, o);
+    lnb = at::empty({B, 3 * H}, o);
   }
   int64_t nt = 1;
   if constexpr (std::is_same<T, float>::value) {
@@ -281,7 +281,7 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
         const T* d1 = dm1 + r * (proj ? H : P);
         const T* d2 = dm2 ? dm2 + r * PW : nullptr;
         T* aout = nullptr;
-        T* sc = ln ? Lnb + (b0 + r) * (3 * H + GH) : nullptr;  // layer norm's scratch for this row
+        T* sc = ln ? Lnb + (b0 + r) * 3 * H : nullptr;  // layer norm's scratch for this row
         if (ln) {  // the output's path through LN(C_t) first: it needs whole-row sums
           aout = sc;
           const T* cst = ptr<T>(cstats, row * 2);
@@ -291,11 +291,8 @@ std::vector<Tensor> backward_impl(const Fl& fl, bool fgr, const Steps& st, const
         }
         bwd_row<T>(fl, L, H, d1, d2, DC_ + r * H, G + row * GH, CS + row * H, CP + row * H, pi, pf, po,
                    DZ + row * GH, 0, H, fgr ? DH_ + r * PW + P : nullptr, aout);
-        if (ln) {  // dz reached α_h ⊙ LN(W_hh h): back through the normalisation
-          T* gq = sc + 3 * H;
-          for (int64_t j = 0; j < GH; ++j) gq[j] = DZ[row * GH + j] * AH[j];
-          ln_row_backward(gq, ptr<T>(zhat, row * GH), ptr<T>(zrstd)[row], GH, ptr<T>(draw, row * GH), false);
-        }
+        if (ln)  // dz reached α_h ⊙ LN(W_hh h): back through the normalisation
+          ln_gain_row_backward(DZ + row * GH, AH, ptr<T>(zhat, row * GH), ptr<T>(zrstd)[row], GH, ptr<T>(draw, row * GH));
       });
       const Tensor& dprod = ln ? draw : dz;  // ∂L/∂(h_{t-1} W_hhᵀ)
       if (fgr_ln) {  // ∂L/∂[h, a]_{t-1} = [dprod W_hh | dz_sig R_sig]
